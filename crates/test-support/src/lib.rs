@@ -63,7 +63,11 @@ pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
-            if dir.is_absolute() { dir } else { workspace_root().join(dir) }
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
         }
         None => workspace_root().join("target"),
     }
@@ -74,7 +78,9 @@ pub fn target_dir() -> PathBuf {
 pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
-    let mut built = built.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut built = built
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let key = format!("{package}/{bin}");
     if !built.contains(&key) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -83,7 +89,10 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
             .current_dir(workspace_root())
             .status()
             .unwrap_or_else(|error| panic!("cannot run cargo to build {bin}: {error}"));
-        assert!(status.success(), "cargo build -p {package} --bin {bin} failed");
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {bin} failed"
+        );
         built.push(key);
     }
     target_dir().join("debug").join(bin)
@@ -151,7 +160,10 @@ impl Server {
 
     /// Returns everything the process printed so far, both streams.
     pub fn output(&self) -> String {
-        self.output.lock().map(|text| text.clone()).unwrap_or_default()
+        self.output
+            .lock()
+            .map(|text| text.clone())
+            .unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits for the process to exit.
