@@ -78,7 +78,9 @@ pub fn rotate_secret(context: &Context<'_>, input: RotateSecretInput) -> Result<
         if let Some(rules) = input.rotation_rules {
             rotation.rules = Some(rules);
         }
-        rotation.enabled = rotation.rules.is_some();
+        // A rotation function is configured from now on, so rotation is on;
+        // without rules it runs only when asked.
+        rotation.enabled = true;
         if let Some(schedule) = &schedule {
             rotation.next_rotation_date = Some(schedule.next_after(now()));
         }
