@@ -222,7 +222,8 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
 }
 
 /// The token-checking gateway (`dsql-secrets local gateway`) on a loopback
-/// port, for hostname `localhost` and region `us-east-1`.
+/// port, for hostname `localhost` and region `us-east-1`, logging at
+/// `trace`.
 pub struct Gateway {
     server: Server,
     ca_dir: tempfile::TempDir,
@@ -258,7 +259,10 @@ impl Gateway {
             .arg(format!("{access_key_id}:{secret_access_key}"))
             .arg("--ca-out")
             .arg(&ca_file)
-            .args(extra_args);
+            .args(extra_args)
+            // The most verbose level, so tests can check that no log line
+            // at any level carries a secret.
+            .env("RUST_LOG", "trace");
         let server = Server::start(command);
         Gateway { server, ca_dir }
     }
