@@ -235,14 +235,24 @@ fn remove_at(document: &mut Value, pointer: &str, fixture: &str) {
         },
         _ => false,
     };
-    assert!(removed, "{fixture}: remove path {pointer:?} is not in the template");
+    assert!(
+        removed,
+        "{fixture}: remove path {pointer:?} is not in the template"
+    );
 }
 
 fn load_fixtures(template: &Value) -> Vec<Fixture> {
     let mut paths: Vec<PathBuf> = fs::read_dir(fixtures_dir())
         .unwrap_or_else(|error| panic!("cannot list {}: {error}", fixtures_dir().display()))
-        .map(|entry| entry.expect("directory entry of the fixtures folder").path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
+        .map(|entry| {
+            entry
+                .expect("directory entry of the fixtures folder")
+                .path()
+        })
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+        })
         .collect();
     paths.sort();
 
@@ -284,7 +294,10 @@ fn load_fixtures(template: &Value) -> Vec<Fixture> {
                 }
             }
             assert!(edits > 0, "{name}: fixture changes nothing in the template");
-            assert_ne!(&broken, template, "{name}: fixture leaves the template as it is");
+            assert_ne!(
+                &broken, template,
+                "{name}: fixture leaves the template as it is"
+            );
 
             Fixture {
                 name,
@@ -306,9 +319,23 @@ fn template_passes_every_rule() {
 
     let (exit_code, report) = validate_file(&template_path());
 
-    assert!(report.failed.is_empty(), "failed rules: {:?}\n{}", report.failed, report.raw);
-    assert!(report.skipped.is_empty(), "rules that did not apply: {:?}\n{}", report.skipped, report.raw);
-    assert_eq!(report.passed, rules, "passed rules differ from declared rules\n{}", report.raw);
+    assert!(
+        report.failed.is_empty(),
+        "failed rules: {:?}\n{}",
+        report.failed,
+        report.raw
+    );
+    assert!(
+        report.skipped.is_empty(),
+        "rules that did not apply: {:?}\n{}",
+        report.skipped,
+        report.raw
+    );
+    assert_eq!(
+        report.passed, rules,
+        "passed rules differ from declared rules\n{}",
+        report.raw
+    );
     assert_eq!(exit_code, 0, "cfn-guard validate exit code\n{}", report.raw);
 }
 
@@ -321,8 +348,17 @@ fn template_as_json_passes_every_rule() {
 
     let (exit_code, report) = validate_file(&path);
 
-    assert!(report.failed.is_empty(), "failed rules: {:?}\n{}", report.failed, report.raw);
-    assert_eq!(report.passed, rules, "passed rules differ from declared rules\n{}", report.raw);
+    assert!(
+        report.failed.is_empty(),
+        "failed rules: {:?}\n{}",
+        report.failed,
+        report.raw
+    );
+    assert_eq!(
+        report.passed, rules,
+        "passed rules differ from declared rules\n{}",
+        report.raw
+    );
     assert_eq!(exit_code, 0, "cfn-guard validate exit code\n{}", report.raw);
 }
 
@@ -330,7 +366,11 @@ fn template_as_json_passes_every_rule() {
 fn each_fixture_fails_only_its_rule() {
     let rules = declared_rule_names();
     let fixtures = load_fixtures(&template_json());
-    assert!(!fixtures.is_empty(), "no fixtures in {}", fixtures_dir().display());
+    assert!(
+        !fixtures.is_empty(),
+        "no fixtures in {}",
+        fixtures_dir().display()
+    );
 
     let mut mismatches = Vec::new();
     for fixture in &fixtures {
@@ -344,7 +384,10 @@ fn each_fixture_fails_only_its_rule() {
         let (exit_code, report) = validate_file(&path);
         let expected = BTreeSet::from([fixture.rule.clone()]);
         if report.failed == expected && exit_code != 0 {
-            println!("fixture {} fails rule {} as expected", fixture.name, fixture.rule);
+            println!(
+                "fixture {} fails rule {} as expected",
+                fixture.name, fixture.rule
+            );
         } else {
             mismatches.push(format!(
                 "{} should fail only {} but failed {:?} (exit code {exit_code})\n{}",
@@ -359,13 +402,38 @@ fn each_fixture_fails_only_its_rule() {
 #[test]
 fn every_rule_has_a_fixture_that_breaks_it() {
     let fixtures = load_fixtures(&template_json());
-    let broken_rules: BTreeSet<String> =
-        fixtures.iter().map(|fixture| fixture.rule.clone()).collect();
+    let broken_rules: BTreeSet<String> = fixtures
+        .iter()
+        .map(|fixture| fixture.rule.clone())
+        .collect();
 
     let unbroken: Vec<String> = declared_rule_names()
         .into_iter()
         .filter(|rule| !broken_rules.contains(rule))
         .collect();
 
-    assert!(unbroken.is_empty(), "rules without a fixture that breaks them: {unbroken:?}");
+    assert!(
+        unbroken.is_empty(),
+        "rules without a fixture that breaks them: {unbroken:?}"
+    );
+}
+
+#[test]
+fn function_code_uri_is_rotation_lambda_crate() {
+    let template = template_json();
+    let code_uri = template
+        .pointer("/Resources/RotationFunction/Properties/CodeUri")
+        .and_then(Value::as_str)
+        .expect("RotationFunction has a CodeUri string");
+
+    let manifest_path = infrastructure_dir().join(code_uri).join("Cargo.toml");
+    let manifest = read(&manifest_path);
+
+    assert!(
+        manifest
+            .lines()
+            .any(|line| line.trim() == r#"name = "rotation-lambda""#),
+        "{} does not declare the rotation-lambda package",
+        manifest_path.display()
+    );
 }
