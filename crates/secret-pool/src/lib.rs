@@ -52,7 +52,8 @@ mod source;
 mod tls;
 
 pub use config::{DSQL_MAX_CONNECTION_AGE, PoolConfig, SourceConfig, TlsMode};
-pub use pool::{Connection, ConnectionManager, PoolStats, SecretPool};
+pub use deadpool_postgres::{ClientWrapper, Transaction};
+pub use pool::{Connection, ConnectionManager, PoolStats, SecretPool, discard};
 pub use rejection::{Rejection, credential_rejection};
 pub use retry::{Conflict, RetryBudget, RetryError, RetryPolicy, occ_conflict, retry};
 pub use secret::ConnectionSecret;

@@ -21,6 +21,12 @@ use crate::{Error, PoolConfig, TlsMode};
 /// `prepare_cached`.
 pub type Connection = managed::Object<ConnectionManager>;
 
+/// Closes a connection instead of returning it to the pool, for one whose
+/// state is unknown because work on it was abandoned mid-statement.
+pub fn discard(connection: Connection) {
+    drop(managed::Object::take(connection));
+}
+
 /// Counters of what the pool did, for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
