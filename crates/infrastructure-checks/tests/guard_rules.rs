@@ -35,7 +35,7 @@ fn fixtures_dir() -> PathBuf {
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+        .unwrap_or_else(|error| panic!("failed to read {}: {error}", path.display()))
 }
 
 /// Names of the rules declared in the rules file, from its `rule NAME` lines.
@@ -168,12 +168,12 @@ fn validate_file(data: &Path) -> (i32, GuardReport) {
 fn write_scratch_template(name: &str, template: &Value) -> PathBuf {
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("infrastructure-checks");
     fs::create_dir_all(&folder)
-        .unwrap_or_else(|error| panic!("cannot create {}: {error}", folder.display()));
+        .unwrap_or_else(|error| panic!("failed to create {}: {error}", folder.display()));
     let path = folder.join(format!("{name}.json"));
     let text = serde_json::to_string_pretty(template)
         .unwrap_or_else(|error| panic!("cannot serialize template {name}: {error}"));
     fs::write(&path, text)
-        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+        .unwrap_or_else(|error| panic!("failed to write {}: {error}", path.display()));
     path
 }
 
@@ -184,7 +184,7 @@ struct Fixture {
     template: Value,
 }
 
-/// Replaces or inserts the value at `pointer`; its parent must exist. An
+/// Replaces or inserts the value at `pointer`, whose parent must exist. An
 /// array index equal to the array's length appends.
 fn set_at(document: &mut Value, pointer: &str, value: Value, fixture: &str) {
     let (parent_pointer, key) = pointer
@@ -243,7 +243,7 @@ fn remove_at(document: &mut Value, pointer: &str, fixture: &str) {
 
 fn load_fixtures(template: &Value) -> Vec<Fixture> {
     let mut paths: Vec<PathBuf> = fs::read_dir(fixtures_dir())
-        .unwrap_or_else(|error| panic!("cannot list {}: {error}", fixtures_dir().display()))
+        .unwrap_or_else(|error| panic!("failed to list {}: {error}", fixtures_dir().display()))
         .map(|entry| {
             entry
                 .expect("directory entry of the fixtures folder")
