@@ -181,7 +181,7 @@ impl HostPolicy {
     pub fn allows(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         dsql_endpoint_region(&host).is_some()
-            || self.exact_hosts.iter().any(|allowed| *allowed == host)
+            || self.exact_hosts.contains(&host)
             || self.suffixes.iter().any(|suffix| host.ends_with(suffix))
     }
 }

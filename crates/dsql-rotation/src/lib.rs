@@ -123,17 +123,32 @@ pub enum Error {
         /// What is wrong with the token.
         reason: String,
     },
-    /// createSecret found an older pending value that would not last until
-    /// the next rotation and removed its AWSPENDING label.
+    /// The pending version cannot become current: createSecret found a
+    /// value from an earlier attempt that would not outlast the next
+    /// rotation, or testSecret could not log in with it. Its AWSPENDING
+    /// label was removed, so the next rotation starts with a new version.
     #[error(
-        "the pending version {version} of secret {secret} was created by an earlier, unfinished attempt and is unusable ({reason}); its AWSPENDING label was removed so that the next rotation starts afresh; rotate the secret again"
+        "the pending version {version} of secret {secret} is unusable: {reason}; its AWSPENDING label was removed so that the next rotation starts with a new token; fix the cause and rotate the secret again"
     )]
-    StalePendingDiscarded {
+    PendingDiscarded {
         /// The secret's ARN.
         secret: String,
         /// The discarded version.
         version: String,
         /// Why it was discarded.
+        reason: String,
+    },
+    /// The pending version cannot become current, and removing its
+    /// AWSPENDING label failed too.
+    #[error(
+        "the pending version {version} of secret {secret} is unusable: {reason}; removing its AWSPENDING label failed as well, so remove it by hand (UpdateSecretVersionStage) and rotate again"
+    )]
+    PendingUnusable {
+        /// The secret's ARN.
+        secret: String,
+        /// The unusable version.
+        version: String,
+        /// Why it is unusable.
         reason: String,
     },
     /// The AWS credentials for signing the token could not be loaded.

@@ -234,18 +234,50 @@ impl Rotator {
             Err(error) => error.to_string(),
         };
 
-        move_stage(&self.client, arn, AWSPENDING, None, Some(version)).await?;
-        Err(Error::StalePendingDiscarded {
-            secret: arn.to_owned(),
-            version: version.to_owned(),
-            reason,
-        })
+        Err(self.discard_pending(arn, version, reason).await)
     }
 
     async fn test_secret(&self, arn: &str, version: &str) -> Result<StepReport, Error> {
-        let (pending, token) = self.read_pending(arn, version).await?;
-        connect::check_login(&pending, &self.config.tls, self.config.connect_timeout).await?;
+        let (pending, token) = match self.read_pending(arn, version).await {
+            Ok(pending) => pending,
+            Err(error @ (Error::InvalidSecret { .. } | Error::InvalidToken { .. })) => {
+                return Err(self.discard_pending(arn, version, error.to_string()).await);
+            }
+            Err(error) => return Err(error),
+        };
+        let login =
+            connect::check_login(&pending, &self.config.tls, self.config.connect_timeout).await;
+        if let Err(error) = login {
+            return Err(self.discard_pending(arn, version, error.to_string()).await);
+        }
         Ok(StepReport::new(Outcome::Tested, Some(token)))
+    }
+
+    /// Removes the AWSPENDING label from a version that must not become
+    /// current. A version's value cannot be replaced, so retrying the same
+    /// version could never succeed; without the label, the next rotation
+    /// creates a new version. Returns the error the step fails with.
+    async fn discard_pending(&self, arn: &str, version: &str, reason: String) -> Error {
+        match move_stage(&self.client, arn, AWSPENDING, None, Some(version)).await {
+            Ok(()) => Error::PendingDiscarded {
+                secret: arn.to_owned(),
+                version: version.to_owned(),
+                reason,
+            },
+            Err(error) => {
+                tracing::warn!(
+                    secret = %arn,
+                    version,
+                    error = %error,
+                    "removing the AWSPENDING label from an unusable version failed"
+                );
+                Error::PendingUnusable {
+                    secret: arn.to_owned(),
+                    version: version.to_owned(),
+                    reason,
+                }
+            }
+        }
     }
 
     async fn finish_secret(
