@@ -4,7 +4,8 @@
 //!
 //! Test controls, all optional: `TEST_ROTATION_FAIL_AT=STEP` or a
 //! `"fail_at": "STEP"` field in the secret makes that step return an error;
-//! `TEST_ROTATION_CRASH_AT=STEP` makes the process exit at that step;
+//! `TEST_ROTATION_CRASH_AT=STEP` or a `"crash_at"` field makes the process
+//! exit at that step;
 //! `TEST_ROTATION_LOG=FILE` appends `STEP TOKEN` per invocation.
 
 use std::io::Write;
@@ -50,10 +51,6 @@ async fn handle(client: &Client, event: RotationEvent) -> Result<Value, Error> {
             .open(path)?;
         writeln!(log, "{step} {token}")?;
     }
-    if std::env::var("TEST_ROTATION_CRASH_AT").is_ok_and(|s| s == step) {
-        std::process::exit(3);
-    }
-
     let current = client
         .get_secret_value()
         .secret_id(&secret_id)
@@ -64,6 +61,12 @@ async fn handle(client: &Client, event: RotationEvent) -> Result<Value, Error> {
     let fail_at = std::env::var("TEST_ROTATION_FAIL_AT")
         .ok()
         .or_else(|| value["fail_at"].as_str().map(str::to_owned));
+    let crash_at = std::env::var("TEST_ROTATION_CRASH_AT")
+        .ok()
+        .or_else(|| value["crash_at"].as_str().map(str::to_owned));
+    if crash_at.as_deref() == Some(step.as_str()) {
+        std::process::exit(3);
+    }
     if fail_at.as_deref() == Some(step.as_str()) {
         return Err(format!("test function fails at {step} as configured").into());
     }
@@ -126,5 +129,6 @@ async fn handle(client: &Client, event: RotationEvent) -> Result<Value, Error> {
         }
         other => return Err(format!("unknown rotation step {other}").into()),
     }
+    println!("rotation step {step} finished for version {token}");
     Ok(json!({}))
 }
