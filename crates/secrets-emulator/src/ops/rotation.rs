@@ -65,12 +65,12 @@ pub fn rotate_secret(context: &Context<'_>, input: RotateSecretInput) -> Result<
             .clone()
             .or_else(|| secret.rotation.lambda_arn.clone())
             .ok_or_else(no_function_configured)?;
-        let function_name = function_name(&lambda_arn, context.function_names)?;
         if rotate_immediately && secret.unfinished_rotation().is_some() {
             return Err(ApiError::invalid_request(
                 "A previous rotation isn't complete. That rotation will be reattempted.",
             ));
         }
+        let function_name = function_name(&lambda_arn, context.function_names)?;
 
         let rotation = &mut secret.rotation;
         rotation.requested = true;

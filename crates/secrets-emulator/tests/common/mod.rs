@@ -60,7 +60,11 @@ impl InProcess {
 }
 
 /// A Rust SDK client for the endpoint, signing with `secret`.
-pub async fn sdk_client_with(endpoint: &str, key_id: &str, secret: &str) -> aws_sdk_secretsmanager::Client {
+pub async fn sdk_client_with(
+    endpoint: &str,
+    key_id: &str,
+    secret: &str,
+) -> aws_sdk_secretsmanager::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
         .endpoint_url(endpoint)
@@ -90,14 +94,26 @@ impl RawResponse {
     }
 
     pub fn error_type(&self) -> String {
-        self.json()["__type"].as_str().unwrap_or_default().to_owned()
+        self.json()["__type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
 /// Sends one HTTP/1.1 request and reads the whole response.
-pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> RawResponse {
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> RawResponse {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -122,10 +138,22 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(String
 
 /// The headers of a Secrets Manager request for `operation`, signed with
 /// the key (`None`: unsigned).
-pub fn api_headers(addr: SocketAddr, operation: &str, body: &[u8], key: Option<(&str, &str)>, time: SystemTime) -> Vec<(String, String)> {
+pub fn api_headers(
+    addr: SocketAddr,
+    operation: &str,
+    body: &[u8],
+    key: Option<(&str, &str)>,
+    time: SystemTime,
+) -> Vec<(String, String)> {
     let mut headers = vec![
-        (String::from("x-amz-target"), format!("secretsmanager.{operation}")),
-        (String::from("content-type"), String::from("application/x-amz-json-1.1")),
+        (
+            String::from("x-amz-target"),
+            format!("secretsmanager.{operation}"),
+        ),
+        (
+            String::from("content-type"),
+            String::from("application/x-amz-json-1.1"),
+        ),
     ];
     let Some((id, secret)) = key else {
         return headers;
@@ -158,7 +186,13 @@ pub fn api_headers(addr: SocketAddr, operation: &str, body: &[u8], key: Option<(
 /// Calls `operation` with a JSON body, signed with the test key.
 pub async fn call(addr: SocketAddr, operation: &str, body: &Value) -> RawResponse {
     let body = body.to_string().into_bytes();
-    let headers = api_headers(addr, operation, &body, Some((KEY_ID, KEY_SECRET)), SystemTime::now());
+    let headers = api_headers(
+        addr,
+        operation,
+        &body,
+        Some((KEY_ID, KEY_SECRET)),
+        SystemTime::now(),
+    );
     http(addr, "POST", "/", &headers, &body).await
 }
 
@@ -175,13 +209,24 @@ pub async fn request_count(addr: SocketAddr, operation: &str) -> u64 {
 
 /// The emulator's rotation record for a secret.
 pub async fn rotation_status(addr: SocketAddr, secret_id: &str) -> Value {
-    http(addr, "GET", &format!("/_emulator/secrets/{secret_id}/rotation"), &[], b"")
-        .await
-        .json()
+    http(
+        addr,
+        "GET",
+        &format!("/_emulator/secrets/{secret_id}/rotation"),
+        &[],
+        b"",
+    )
+    .await
+    .json()
 }
 
 /// Polls until `done` holds for the rotation record, or panics after `limit`.
-pub async fn wait_for_rotation(addr: SocketAddr, secret_id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for_rotation(
+    addr: SocketAddr,
+    secret_id: &str,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let status = rotation_status(addr, secret_id).await;
@@ -252,7 +297,10 @@ impl Moto {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "moto_server did not start on {addr}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "moto_server did not start on {addr}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Moto { child, addr }
