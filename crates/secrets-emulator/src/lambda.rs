@@ -58,7 +58,7 @@ pub struct Function {
 #[derive(Debug)]
 struct Process {
     generation: u64,
-    kill: Option<oneshot::Sender<()>>,
+    kill: oneshot::Sender<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -157,10 +157,9 @@ impl Function {
 
     /// Stops the function's process, if one runs.
     pub fn stop(&self) {
-        if let Some(mut process) = lock(&self.process).take() {
-            if let Some(kill) = process.kill.take() {
-                let _ = kill.send(());
-            }
+        let process = lock(&self.process).take();
+        if let Some(process) = process {
+            let _ = process.kill.send(());
         }
     }
 
@@ -203,10 +202,7 @@ impl Function {
             };
             function.process_exited(generation, status);
         });
-        *process = Some(Process {
-            generation,
-            kill: Some(kill),
-        });
+        *process = Some(Process { generation, kill });
         Ok(())
     }
 

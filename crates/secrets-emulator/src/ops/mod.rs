@@ -5,6 +5,7 @@
 //! it on a blocking thread because a write waits for the disk.
 
 mod describe;
+mod metadata;
 mod rotation;
 mod secrets;
 mod validate;
@@ -104,19 +105,19 @@ pub fn dispatch(context: &Context<'_>, operation: &str, body: &[u8]) -> Result<O
     match operation {
         "CancelRotateSecret" => rotation::cancel_rotate_secret(context, input(value)?),
         "CreateSecret" => secrets::create_secret(context, input(value)?),
-        "DeleteResourcePolicy" => secrets::delete_resource_policy(context, input(value)?),
+        "DeleteResourcePolicy" => metadata::delete_resource_policy(context, input(value)?),
         "DeleteSecret" => secrets::delete_secret(context, input(value)?),
         "DescribeSecret" => secrets::describe_secret(context, input(value)?),
-        "GetResourcePolicy" => secrets::get_resource_policy(context, input(value)?),
+        "GetResourcePolicy" => metadata::get_resource_policy(context, input(value)?),
         "GetSecretValue" => values::get_secret_value(context, input(value)?),
         "ListSecretVersionIds" => values::list_secret_version_ids(context, input(value)?),
         "ListSecrets" => secrets::list_secrets(context, input(value)?),
-        "PutResourcePolicy" => secrets::put_resource_policy(context, input(value)?),
+        "PutResourcePolicy" => metadata::put_resource_policy(context, input(value)?),
         "PutSecretValue" => values::put_secret_value(context, input(value)?),
         "RestoreSecret" => secrets::restore_secret(context, input(value)?),
         "RotateSecret" => rotation::rotate_secret(context, input(value)?),
-        "TagResource" => secrets::tag_resource(context, input(value)?),
-        "UntagResource" => secrets::untag_resource(context, input(value)?),
+        "TagResource" => metadata::tag_resource(context, input(value)?),
+        "UntagResource" => metadata::untag_resource(context, input(value)?),
         "UpdateSecret" => values::update_secret(context, input(value)?),
         "UpdateSecretVersionStage" => values::update_secret_version_stage(context, input(value)?),
         _ => Err(ApiError::unknown_operation()),
