@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::{Notify, oneshot};
 
-/// Why an invocation did not return a response.
+/// The failure of an invocation that returned no response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvokeError {
     /// The function's `errorType`, or `Emulator.Timeout`,
@@ -110,7 +110,7 @@ impl Function {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(InvokeError {
                 error_type: String::from("Emulator.ProcessExited"),
-                message: String::from("the function's process ended before it answered"),
+                message: String::from("the function's process ended before it responded"),
             }),
             Err(_) => {
                 lock(&self.waiting).remove(&request_id);
@@ -138,8 +138,8 @@ impl Function {
         }
     }
 
-    /// Delivers the function's answer to an invocation; false when no
-    /// invocation with that id is waiting.
+    /// Delivers the function's response to an invocation. Returns false
+    /// when no invocation with that id is waiting.
     pub fn complete(&self, request_id: &str, reply: Reply) -> bool {
         match lock(&self.waiting).remove(request_id) {
             Some(sender) => sender.send(reply).is_ok(),
@@ -220,7 +220,7 @@ impl Function {
         tracing::info!(function = %self.name, %status, "rotation function exited");
         self.fail_all(&InvokeError {
             error_type: String::from("Emulator.ProcessExited"),
-            message: format!("the function's process ended ({status}) before it answered"),
+            message: format!("the function's process ended ({status}) before it responded"),
         });
     }
 }

@@ -3,7 +3,7 @@
 //! rotations when they are due.
 //!
 //! A failed step stops the rotation and leaves the pending version and its
-//! `AWSPENDING` label in place, as the service does; the failure (step,
+//! `AWSPENDING` label in place, as the service does. The failure (step,
 //! error type, message) is kept in the secret's rotation record. The next
 //! attempt is made at the next scheduled time, reusing the pending version.
 
@@ -35,7 +35,7 @@ pub struct Rotator {
 }
 
 impl Rotator {
-    /// A rotator over `store` calling `functions` by name.
+    /// Creates a rotator over `store` that calls `functions` by name.
     pub fn new(
         store: Arc<Store>,
         metrics: Arc<Metrics>,
@@ -51,7 +51,7 @@ impl Rotator {
         }
     }
 
-    /// Whether a rotation of the secret with this ARN is in progress.
+    /// Returns whether a rotation of the secret with this ARN is in progress.
     pub fn is_running(&self, secret_arn: &str) -> bool {
         self.running_set().contains(secret_arn)
     }

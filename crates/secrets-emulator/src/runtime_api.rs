@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::lambda::{Function, InvokeError};
 
-/// The runtime API routes for `function`.
+/// Builds the runtime API routes for `function`.
 pub fn router(function: Arc<Function>) -> Router {
     Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))

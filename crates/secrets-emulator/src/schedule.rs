@@ -45,7 +45,7 @@ impl Schedule {
         }
     }
 
-    /// The first rotation time after `after` (epoch seconds).
+    /// Returns the first rotation time after `after` (epoch seconds).
     pub fn next_after(&self, after: f64) -> f64 {
         match self {
             Schedule::Every(secs) => after + *secs as f64,
@@ -159,8 +159,8 @@ impl Cron {
             && in_list(&self.years, date.year().unsigned_abs())
     }
 
-    /// The first matching minute strictly after `after`; when nothing
-    /// matches within ten years, ten years on.
+    /// Returns the first matching minute strictly after `after`, or ten
+    /// years on when nothing matches within ten years.
     pub fn next_after(&self, after: f64) -> f64 {
         let start =
             OffsetDateTime::from_unix_timestamp(after as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH);

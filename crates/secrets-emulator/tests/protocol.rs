@@ -113,6 +113,21 @@ async fn malformed_json_is_a_serialization_error() {
 
     let wrong_type = call(server.addr(), "CreateSecret", &json!({"Name": 5})).await;
     assert_eq!(wrong_type.error_type(), "SerializationException");
+    let secret_in_wrong_member = call(
+        server.addr(),
+        "DeleteSecret",
+        &json!({"SecretId": "s", "RecoveryWindowInDays": "hunter2-password"}),
+    )
+    .await;
+    assert_eq!(
+        secret_in_wrong_member.error_type(),
+        "SerializationException"
+    );
+    assert!(
+        !secret_in_wrong_member.body.contains("hunter2"),
+        "a mistyped value is never echoed: {}",
+        secret_in_wrong_member.body
+    );
 }
 
 #[tokio::test]

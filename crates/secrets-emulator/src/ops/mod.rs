@@ -23,7 +23,7 @@ use crate::store::Store;
 pub use rotation::{RotationJob, start_scheduled_rotation};
 pub use secrets::purge_expired;
 
-/// What the operations need besides the request.
+/// The server-wide settings and state that every operation reads.
 #[derive(Debug)]
 pub struct Context<'a> {
     /// The durable state.
@@ -68,7 +68,7 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "ValidateResourcePolicy",
 ];
 
-/// Whether `operation` is one the emulator implements.
+/// Returns whether the emulator implements `operation`.
 pub fn is_known(operation: &str) -> bool {
     OPERATIONS.contains(&operation)
 }
@@ -139,9 +139,10 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 fn input<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    // serde's message names the field and the expected type but never the
-    // value, so it cannot leak a secret.
-    serde_json::from_value(value).map_err(|e| ApiError::serialization(e.to_string()))
+    // serde's message can quote the offending value, which may be a secret,
+    // so the response carries a fixed text.
+    serde_json::from_value(value)
+        .map_err(|_| ApiError::serialization("A member of the request has the wrong JSON type."))
 }
 
 /// The current time in epoch seconds, millisecond precision as the service

@@ -243,7 +243,7 @@ fn filter_matches(filter: &Filter, secret: &Secret) -> bool {
     })
 }
 
-/// One page of `items` under `key`, with the next page's token.
+/// Returns one page of `items` under `key`, with the next page's token.
 pub(super) fn page(
     items: Vec<Value>,
     max_results: Option<i64>,

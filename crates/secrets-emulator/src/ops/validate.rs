@@ -112,7 +112,7 @@ impl Checks {
     }
 }
 
-/// The length of base64 data once decoded.
+/// Returns the length of base64 data once decoded.
 fn decoded_len(base64: &str) -> usize {
     let padding = base64.bytes().rev().take_while(|b| *b == b'=').count();
     (base64.len() / 4 * 3).saturating_sub(padding) + (base64.len() % 4).saturating_sub(1)
@@ -130,7 +130,8 @@ pub fn secret_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The value given as `SecretString` or `SecretBinary`; `None` when neither.
+/// Returns the value given as `SecretString` or `SecretBinary`, or `None`
+/// when neither is given.
 pub fn secret_value(
     string: Option<String>,
     binary: Option<String>,
