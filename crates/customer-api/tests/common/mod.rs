@@ -6,12 +6,14 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use dsql_token::{Action, TokenRequest};
-use test_support::{Gateway, Server};
+use test_support::Server;
 
 /// Access key the gateway and the emulator accept in these tests.
 pub const KEY_ID: &str = "AKIDCUSTOMERAPITEST";
@@ -71,11 +73,10 @@ impl Stack {
             .or_else(|| database.as_ref().map(|database| database.url.clone()))
             .expect("an upstream database");
 
-        let gateway_args: Vec<&str> = options.gateway_args.iter().map(String::as_str).collect();
-        let gateway = Gateway::start_with(&upstream, KEY_ID, KEY_SECRET, &gateway_args);
+        let gateway = Gateway::start(&upstream, &options.gateway_args);
 
         let state_dir = tempfile::tempdir().expect("temporary directory");
-        let mut command = Command::new(test_support::cargo_bin("dsql-secrets", "dsql-secrets"));
+        let mut command = Command::new(binary("dsql-secrets", "dsql-secrets"));
         command
             .args(["local", "secrets", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir.path())
@@ -172,7 +173,7 @@ impl Stack {
 
 /// Starts the service against the gateway and the emulator.
 pub fn start_api(gateway: &Gateway, endpoint: &str, extra_args: &[String]) -> Server {
-    let mut command = Command::new(test_support::cargo_bin("customer-api", "customer-api"));
+    let mut command = Command::new(binary("customer-api", "customer-api"));
     command
         .args([
             "--secret-id",
@@ -191,6 +192,81 @@ pub fn start_api(gateway: &Gateway, endpoint: &str, extra_args: &[String]) -> Se
         .env_remove("AWS_PROFILE")
         .env("RUST_LOG", "info");
     Server::start(command)
+}
+
+/// Returns the path of a workspace binary: the debug build, or the release
+/// build when `CUSTOMER_API_RELEASE_BINARIES` is set (for benchmarks).
+pub fn binary(package: &str, bin: &str) -> PathBuf {
+    if std::env::var_os("CUSTOMER_API_RELEASE_BINARIES").is_none() {
+        return test_support::cargo_bin(package, bin);
+    }
+    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.iter().any(|name| name == bin) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--release", "-p", package, "--bin", bin])
+            .current_dir(test_support::workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "cargo build --release -p {package} failed"
+        );
+        built.push(bin.to_owned());
+    }
+    test_support::target_dir().join("release").join(bin)
+}
+
+/// The token-checking gateway (`dsql-secrets local gateway`) for hostname
+/// `localhost` in `us-east-1`, logging at info level.
+pub struct Gateway {
+    server: Server,
+    ca_dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Hostname that tokens and TLS SNI must name.
+    pub const HOSTNAME: &'static str = "localhost";
+
+    /// Starts the gateway in front of `upstream` with extra flags.
+    pub fn start(upstream: &str, extra_args: &[String]) -> Gateway {
+        let ca_dir = tempfile::tempdir().expect("temporary folder");
+        let mut command = Command::new(binary("dsql-secrets", "dsql-secrets"));
+        command
+            .args([
+                "local",
+                "gateway",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                upstream,
+            ])
+            .args(["--hostname", Self::HOSTNAME, "--region", REGION])
+            .arg("--access-key")
+            .arg(format!("{KEY_ID}:{KEY_SECRET}"))
+            .arg("--ca-out")
+            .arg(ca_dir.path().join("gateway-ca.pem"))
+            .args(extra_args)
+            .env("RUST_LOG", "info");
+        Gateway {
+            server: Server::start(command),
+            ca_dir,
+        }
+    }
+
+    /// Returns the gateway's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr()
+    }
+
+    /// Returns the PEM file of the CA that signed the gateway's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.ca_dir.path().join("gateway-ca.pem")
+    }
 }
 
 /// Returns a Secrets Manager client for the emulator with the test key.
