@@ -371,4 +371,99 @@ async fn crashed_function_is_restarted() {
         2,
         "{output}"
     );
+
+    // A process killed while it waits for work is replaced as well.
+    let idle_pid = output
+        .rsplit("pid=")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &idle_pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    client
+        .create_secret()
+        .name("after-kill")
+        .secret_string("{}")
+        .send()
+        .await
+        .unwrap();
+    client
+        .rotate_secret()
+        .secret_id("after-kill")
+        .rotation_lambda_arn(FUNCTION_ARN)
+        .send()
+        .await
+        .unwrap();
+    let status = wait_for_rotation(emulator.server.addr(), "after-kill", LIMIT, |s| {
+        !s["lastRotatedDate"].is_null() || !s["lastFailure"].is_null()
+    })
+    .await;
+    assert!(status["lastFailure"].is_null(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_reattempts_failed_rotation_with_same_version() {
+    let emulator = Running::start(&["--allow-short-schedules"]);
+    let client = sdk_client(&emulator.endpoint()).await;
+    client
+        .create_secret()
+        .name("s")
+        .secret_string(r#"{"fail_at":"testSecret"}"#)
+        .client_request_token(token(1))
+        .send()
+        .await
+        .unwrap();
+
+    let rules = RotationRulesType::builder()
+        .schedule_expression("rate(1 second)")
+        .build();
+    client
+        .rotate_secret()
+        .secret_id("s")
+        .rotation_lambda_arn(FUNCTION_ARN)
+        .rotation_rules(rules)
+        .client_request_token(token(2))
+        .send()
+        .await
+        .unwrap();
+    wait_for_rotation(emulator.server.addr(), "s", LIMIT, |s| {
+        !s["lastFailure"].is_null()
+    })
+    .await;
+
+    // Clearing the fault lets the next scheduled attempt through.
+    client
+        .put_secret_value()
+        .secret_id("s")
+        .secret_string(r#"{"fixed":true}"#)
+        .client_request_token(token(3))
+        .send()
+        .await
+        .unwrap();
+    let status = wait_for_rotation(emulator.server.addr(), "s", LIMIT, |s| {
+        !s["lastRotatedDate"].is_null()
+    })
+    .await;
+    assert!(status["lastFailure"].is_null(), "{status}");
+    let current = client
+        .get_secret_value()
+        .secret_id("s")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        current.version_id(),
+        Some(token(2).as_str()),
+        "the reattempt finishes the pending version of the failed rotation"
+    );
+    let finishes: Vec<String> = emulator
+        .steps()
+        .into_iter()
+        .filter(|l| l.starts_with("finishSecret"))
+        .collect();
+    assert_eq!(finishes, [format!("finishSecret {}", token(2))]);
 }
