@@ -120,6 +120,18 @@ impl Emulator {
                 "at least one access key is needed; pass --access-key ID:SECRET",
             )));
         };
+        let mut names: Vec<&str> = config
+            .rotation_functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(Error::Config(format!(
+                "rotation function {} is configured twice; give each function its own name",
+                pair[0]
+            )));
+        }
         let store = Arc::new(Store::open(&config.state_dir)?);
         let metrics = Arc::new(metrics::Metrics::default());
         let listener = bind(config.listen).await?;

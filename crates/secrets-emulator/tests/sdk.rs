@@ -522,3 +522,66 @@ async fn rotation_without_function_is_refused() {
         "a refused rotation adds no pending version"
     );
 }
+
+#[tokio::test]
+async fn binary_values_and_update_secret() {
+    let server = InProcess::start().await;
+    let client = sdk_client(&server.endpoint()).await;
+    let bytes = aws_sdk_secretsmanager::primitives::Blob::new(vec![0u8, 1, 2, 255]);
+    client
+        .create_secret()
+        .name("bin")
+        .secret_binary(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    let read = client
+        .get_secret_value()
+        .secret_id("bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.secret_binary(), Some(&bytes));
+    assert!(read.secret_string().is_none());
+
+    let empty = client.create_secret().name("empty").send().await.unwrap();
+    assert!(
+        empty.version_id().is_none(),
+        "a secret created without a value has no version"
+    );
+    let no_value = client
+        .get_secret_value()
+        .secret_id("empty")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        no_value.message(),
+        Some("Secrets Manager can't find the specified secret value for staging label: AWSCURRENT")
+    );
+
+    let updated = client
+        .update_secret()
+        .secret_id("empty")
+        .secret_string("first")
+        .description("now set")
+        .send()
+        .await
+        .unwrap();
+    assert!(updated.version_id().is_some());
+    let read = client
+        .get_secret_value()
+        .secret_id("empty")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.secret_string(), Some("first"));
+    assert_eq!(read.version_stages(), ["AWSCURRENT"]);
+    let described = client
+        .describe_secret()
+        .secret_id("empty")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.description(), Some("now set"));
+}
