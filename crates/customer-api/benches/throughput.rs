@@ -172,7 +172,7 @@ async fn direct_pool(stack: &Stack) -> SecretPool {
 
 fn main() {
     if std::env::var_os("CUSTOMER_API_RELEASE_BINARIES").is_none() {
-        eprintln!(
+        println!(
             "set CUSTOMER_API_RELEASE_BINARIES=1 to benchmark release builds; using debug builds"
         );
     }

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{migrate, routes};
 
-/// Runs the service until it is told to stop.
+/// Runs the service until SIGTERM or Ctrl-C.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool_config = cli.pool_config()?;
     let source_config = cli.source_config()?;

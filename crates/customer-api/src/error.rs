@@ -1,9 +1,9 @@
 //! API errors and their JSON body,
 //! `{"timestamp","status","message","errors":{"field":["..."]},"path"}`.
 //!
-//! A handler returns an [`ApiError`] without knowing the request path; the
-//! `error_body` middleware adds the path and turns every other 4xx or 5xx
-//! response (an unknown route, a wrong method) into the same shape. Nothing
+//! A handler returns an [`ApiError`] without knowing the request path. The
+//! `error_body` middleware adds the path, and it turns every other 4xx or
+//! 5xx response (an unknown route, a wrong method) into the same shape. Nothing
 //! here carries SQL text, driver messages or tokens: database failures are
 //! described by SQLSTATE and kind only.
 

@@ -1,6 +1,6 @@
 //! SQL for customers and their addresses. Each function runs one whole
 //! transaction (repeatable read, DSQL's only level) on the connection it is
-//! given; a page of customers loads all its addresses in one query.
+//! given. A page of customers loads all its addresses in one query.
 
 use std::collections::HashMap;
 

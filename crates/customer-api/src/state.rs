@@ -1,5 +1,5 @@
-//! What every handler shares: the pool, the retry settings and budget, the
-//! transaction timeout and the metrics.
+//! State shared by every handler: the pool, the retry settings and budget,
+//! the transaction timeout and the metrics.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 /// Settings the handlers read.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Longest time one request's database work may take, retries included.
+    /// Maximum time one request's database work may take, retries included.
     pub transaction_timeout: Duration,
     /// Retry limits for OCC conflicts.
     pub retry_policy: RetryPolicy,

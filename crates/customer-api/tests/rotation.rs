@@ -86,11 +86,11 @@ async fn rotation_under_load_fails_no_request() {
                     Ok(response) => {
                         let status = response.status();
                         let body = response.text().await.unwrap_or_default();
-                        eprintln!("request failed: {status} {body}");
+                        println!("request failed: {status} {body}");
                         tally.failures.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(error) => {
-                        eprintln!("request failed: {error}");
+                        println!("request failed: {error}");
                         tally.failures.fetch_add(1, Ordering::Relaxed);
                     }
                 }

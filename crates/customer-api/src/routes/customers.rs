@@ -110,7 +110,7 @@ pub async fn create(
         async move {
             let mut connection = Checkout::take(&state).await?;
             // A retry after a lost connection may follow a commit that
-            // succeeded; the customer's own id tells.
+            // succeeded, so the customer's id is looked up first.
             let result = if attempt > 1 && exists(&mut connection, id).await? {
                 Ok(())
             } else {

@@ -1,6 +1,5 @@
-//! `/health` (liveness) and `/health/ready` (readiness: the database answers
-//! and the secret holds an auth token that has not expired), plus
-//! `/metrics`.
+//! `/health` (liveness), `/health/ready` (readiness: `SELECT 1` succeeds and
+//! the cached auth token has not expired) and `/metrics`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,9 +1,8 @@
 //! `/api/v1/customers/simulate/*`: endpoints that show how the service
 //! behaves under a real OCC conflict and under a transaction that cannot
-//! finish in time. Both update one row of `simulation_counters`; a
-//! conflict is made by updating the same row from a second connection while
-//! the first transaction is open, which PostgreSQL reports as SQLSTATE
-//! `40001` and DSQL as `OC000`.
+//! finish in time. Both update one row of `simulation_counters`. A second
+//! connection updates the same row while the first transaction is open,
+//! which PostgreSQL reports as SQLSTATE `40001` and DSQL as `OC000`.
 
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use crate::db::{Checkout, DbError, retry_reason, transact};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// What a simulation did.
+/// Outcome of a simulation.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SimulationReport {
