@@ -1,12 +1,18 @@
 //! `dsql-secrets local ...`: run parts of the local stack in the foreground.
 
+mod children;
 mod gateway;
+mod postgres;
 mod secrets;
+mod up;
 
 use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum LocalCommand {
+    /// Run the whole system: PostgreSQL, gateway, Secrets Manager emulator
+    /// with the rotation function, the secret, and the customer service.
+    Up(up::UpArgs),
     /// Run the TLS PostgreSQL-wire gateway that checks DSQL auth tokens.
     Gateway(gateway::GatewayArgs),
     /// Run the Secrets Manager emulator (with the Lambda runtime API).
@@ -15,6 +21,7 @@ pub enum LocalCommand {
 
 pub async fn run(command: LocalCommand) -> anyhow::Result<()> {
     match command {
+        LocalCommand::Up(args) => up::run(args).await,
         LocalCommand::Gateway(args) => gateway::run(args).await,
         LocalCommand::Secrets(args) => secrets::run(args).await,
     }

@@ -1,8 +1,13 @@
 //! `dsql-secrets`: make and inspect DSQL auth tokens, and run the local
 //! stack's parts (the token-checking gateway, the Secrets Manager emulator).
 
+mod aws;
 mod local;
 mod logging;
+mod psql;
+mod secret;
+mod state;
+mod time_format;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -21,9 +26,14 @@ enum Command {
     /// Generate or inspect DSQL auth tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Run parts of the local stack in the foreground.
+    /// Run the local stack, or one of its parts, in the foreground.
     #[command(subcommand)]
     Local(local::LocalCommand),
+    /// Inspect a secret's rotation state, rotate it, or show it redacted.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+    /// Run psql with the secret's credentials and TLS settings.
+    Psql(psql::PsqlArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +54,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Token(command) => token::run(command).await,
             Command::Local(command) => local::run(command).await,
+            Command::Secret(command) => secret::run(command).await,
+            Command::Psql(args) => psql::run(args).await,
         }
     });
 

@@ -9,6 +9,8 @@ use clap::{Args, Subcommand};
 use dsql_token::{Action, TokenRequest, parse};
 use serde::Serialize;
 
+use crate::time_format::rfc3339;
+
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Print a new auth token, signed with credentials from the standard AWS chain.
@@ -150,10 +152,4 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         println!("seconds left:   {}", report.seconds_left);
     }
     Ok(())
-}
-
-fn rfc3339(instant: SystemTime) -> String {
-    time::OffsetDateTime::from(instant)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| String::from("(out of range)"))
 }

@@ -27,11 +27,25 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn generate(extra: &[&str]) -> String {
-    let mut args = vec!["token", "generate", "--hostname", "abc.dsql.us-east-1.on.aws", "--region", "us-east-1"];
+    let mut args = vec![
+        "token",
+        "generate",
+        "--hostname",
+        "abc.dsql.us-east-1.on.aws",
+        "--region",
+        "us-east-1",
+    ];
     args.extend_from_slice(extra);
     let output = run(&args);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("token is UTF-8").trim().to_owned()
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("token is UTF-8")
+        .trim()
+        .to_owned()
 }
 
 fn inspect_json(token: &str) -> serde_json::Value {
@@ -48,14 +62,21 @@ fn inspect_json(token: &str) -> serde_json::Value {
         .write_all(token.as_bytes())
         .expect("token is written");
     let output = child.wait_with_output().expect("inspect finishes");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("inspect --json prints JSON")
 }
 
 #[test]
 fn generated_admin_token_inspects_to_its_fields() {
     let token = generate(&["--expires-in", "3600"]);
-    assert!(token.starts_with("abc.dsql.us-east-1.on.aws/?Action=DbConnectAdmin&"), "{token}");
+    assert!(
+        token.starts_with("abc.dsql.us-east-1.on.aws/?Action=DbConnectAdmin&"),
+        "{token}"
+    );
 
     let report = inspect_json(&token);
     assert_eq!(report["hostname"], "abc.dsql.us-east-1.on.aws");
@@ -64,7 +85,9 @@ fn generated_admin_token_inspects_to_its_fields() {
     assert_eq!(report["access_key_id"], KEY_ID);
     assert_eq!(report["lifetime_secs"], 3600);
     assert_eq!(report["expired"], false);
-    let seconds_left = report["seconds_left"].as_u64().expect("seconds_left is a number");
+    let seconds_left = report["seconds_left"]
+        .as_u64()
+        .expect("seconds_left is a number");
     assert!((3500..=3600).contains(&seconds_left), "{seconds_left}");
 }
 
@@ -93,19 +116,35 @@ fn inspect_never_prints_the_signature() {
 fn lifetime_outside_one_week_is_an_error() {
     for lifetime in ["0", "604801"] {
         let output = run(&[
-            "token", "generate", "--hostname", "abc.dsql.us-east-1.on.aws", "--region", "us-east-1",
-            "--expires-in", lifetime,
+            "token",
+            "generate",
+            "--hostname",
+            "abc.dsql.us-east-1.on.aws",
+            "--region",
+            "us-east-1",
+            "--expires-in",
+            lifetime,
         ]);
         assert!(!output.status.success(), "lifetime {lifetime} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("choose between 1 and 604800 seconds"), "{stderr}");
+        assert!(
+            stderr.contains("choose between 1 and 604800 seconds"),
+            "{stderr}"
+        );
     }
 }
 
 #[test]
 fn missing_credentials_are_reported() {
     let output = Command::new(cargo_bin("dsql-secrets", "dsql-secrets"))
-        .args(["token", "generate", "--hostname", "abc.dsql.us-east-1.on.aws", "--region", "us-east-1"])
+        .args([
+            "token",
+            "generate",
+            "--hostname",
+            "abc.dsql.us-east-1.on.aws",
+            "--region",
+            "us-east-1",
+        ])
         .env_clear()
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
@@ -114,7 +153,10 @@ fn missing_credentials_are_reported() {
         .expect("dsql-secrets runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("failed to load AWS credentials"), "{stderr}");
+    assert!(
+        stderr.contains("failed to load AWS credentials"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! error type, message) is kept in the secret's rotation record. The next
 //! attempt is made at the next scheduled time, reusing the pending version.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,13 +24,17 @@ use crate::store::Store;
 /// The rotation steps, in the order the service calls them.
 pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
-/// Runs rotations and remembers which are in progress.
+/// Runs rotations and remembers which are in progress. A rotation asked
+/// for while another of the same secret runs waits for it, so no
+/// `RotateSecret` the API accepted is ever dropped.
 #[derive(Debug)]
 pub struct Rotator {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     functions: HashMap<String, Arc<Function>>,
-    running: Mutex<HashSet<String>>,
+    /// Secrets with a rotation in progress, each with the rotations queued
+    /// behind it.
+    running: Mutex<HashMap<String, VecDeque<RotationJob>>>,
     allow_short_schedules: bool,
 }
 
@@ -46,30 +50,48 @@ impl Rotator {
             store,
             metrics,
             functions,
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
             allow_short_schedules,
         }
     }
 
     /// Returns whether a rotation of the secret with this ARN is in progress.
     pub fn is_running(&self, secret_arn: &str) -> bool {
-        self.running_set().contains(secret_arn)
+        self.running_set().contains_key(secret_arn)
     }
 
-    fn running_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn running_set(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<RotationJob>>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts `job` in the background unless that secret is already rotating.
+    /// Starts `job` in the background, or queues it behind the rotation of
+    /// the same secret that is in progress.
     pub fn spawn(self: &Arc<Self>, job: RotationJob) {
-        if !self.running_set().insert(job.secret_arn.clone()) {
-            return;
+        {
+            let mut running = self.running_set();
+            if let Some(queue) = running.get_mut(&job.secret_arn) {
+                tracing::info!(
+                    secret = %job.secret_arn,
+                    version = %job.version_id,
+                    "rotation queued behind the one in progress"
+                );
+                queue.push_back(job);
+                return;
+            }
+            running.insert(job.secret_arn.clone(), VecDeque::new());
         }
         let rotator = Arc::clone(self);
         tokio::spawn(async move {
             let arn = job.secret_arn.clone();
-            rotator.run(job).await;
-            rotator.running_set().remove(&arn);
+            let mut next = Some(job);
+            while let Some(job) = next {
+                rotator.run(job).await;
+                let mut running = rotator.running_set();
+                next = running.get_mut(&arn).and_then(VecDeque::pop_front);
+                if next.is_none() {
+                    running.remove(&arn);
+                }
+            }
         });
     }
 
@@ -142,7 +164,7 @@ impl Rotator {
     /// window has passed. Called by the scheduler on each tick.
     pub fn start_due_rotations(self: &Arc<Self>) -> Result<(), ApiError> {
         let function_names: Vec<String> = self.functions.keys().cloned().collect();
-        let running = self.running_set().clone();
+        let running: HashSet<String> = self.running_set().keys().cloned().collect();
         let now = ops::now();
 
         let jobs = self.store.write(|state| {

@@ -202,11 +202,9 @@ fn collect(
         let mut ready = ready;
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
-            if let Some(sender) = &ready {
-                if let Some(addr) = listening_addr(&line) {
-                    let _ = sender.send(addr);
-                    ready = None;
-                }
+            if let (Some(sender), Some(addr)) = (&ready, listening_addr(&line)) {
+                let _ = sender.send(addr);
+                ready = None;
             }
             if let Ok(mut text) = output.lock() {
                 text.push_str(&line);

@@ -25,7 +25,14 @@ pub struct GatewayArgs {
     #[arg(long, default_value = "us-east-1")]
     region: String,
     /// Access key allowed to sign tokens, as ID:SECRET; repeat for more keys.
-    #[arg(long = "access-key", required = true, value_parser = super::parse_access_key)]
+    #[arg(
+        long = "access-key",
+        env = "DSQL_LOCAL_ACCESS_KEYS",
+        value_delimiter = ',',
+        required = true,
+        hide_env_values = true,
+        value_parser = super::parse_access_key
+    )]
     access_keys: Vec<Credentials>,
     /// Close sessions older than this many seconds, once idle (DSQL: 3600).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]

@@ -19,7 +19,14 @@ pub struct SecretsArgs {
     state_dir: PathBuf,
     /// Access key whose signatures are accepted, as ID:SECRET; repeat for
     /// more keys. Rotation functions get the first.
-    #[arg(long = "access-key", required = true, value_parser = super::parse_access_key)]
+    #[arg(
+        long = "access-key",
+        env = "DSQL_LOCAL_ACCESS_KEYS",
+        value_delimiter = ',',
+        required = true,
+        hide_env_values = true,
+        value_parser = super::parse_access_key
+    )]
     access_keys: Vec<Credentials>,
     /// Rotation function as NAME=PATH: RotateSecret names it as
     /// arn:aws:lambda:REGION:ACCOUNT:function:NAME and the executable at
