@@ -142,15 +142,16 @@ fn password_of(value: &str) -> String {
     json["password"].as_str().unwrap().to_owned()
 }
 
-/// Waits until no version but the current one is AWSPENDING, which is how
-/// the emulator leaves a finished or failed rotation.
+/// Waits until no version is AWSPENDING: the emulator removes the label
+/// from the new current version when it records the rotation as finished,
+/// and leaves it on the pending version when a step failed.
 async fn wait_for_rotation(client: &Client, name: &str) {
     for _ in 0..600 {
         let versions = stages(client, name).await;
-        let pending_elsewhere = versions.iter().any(|(_, labels)| {
-            labels.iter().any(|l| l == "AWSPENDING") && !labels.iter().any(|l| l == "AWSCURRENT")
-        });
-        if !pending_elsewhere {
+        let pending = versions
+            .iter()
+            .any(|(_, labels)| labels.iter().any(|l| l == "AWSPENDING"));
+        if !pending {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
