@@ -119,10 +119,23 @@ pub fn presign(
         .build()
         .map_err(|error| Error::Signing(error.to_string()))?;
 
-    let url = format!("https://{hostname}/?Action={}", action.as_str());
+    // Host names are case-insensitive. The signer signs the host as given
+    // but the URL below lowercases it, and botocore signs the lowercased
+    // host, so sign it lowercased too.
+    let url = format!(
+        "https://{}/?Action={}",
+        hostname.to_ascii_lowercase(),
+        action.as_str()
+    );
     let signable = SignableRequest::new("GET", &url, std::iter::empty(), SignableBody::Bytes(&[]))
         .map_err(|error| Error::Signing(error.to_string()))?;
-    let (instructions, _signature) = sign(signable, &params.into())
+    // aws-sigv4 logs the canonical request at trace level, and with
+    // temporary credentials that request contains the session token. Its
+    // events go to a no-op subscriber for this one call.
+    let signed = tracing::dispatcher::with_default(&tracing::Dispatch::none(), || {
+        sign(signable, &params.into())
+    });
+    let (instructions, _signature) = signed
         .map_err(|error| Error::Signing(error.to_string()))?
         .into_parts();
 

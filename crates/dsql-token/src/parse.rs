@@ -211,6 +211,17 @@ pub fn parse(token: &str) -> Result<ParsedToken, ParseError> {
     let lifetime_secs: u64 = expires
         .parse()
         .map_err(|_| invalid("X-Amz-Expires", "not a whole number of seconds"))?;
+    // Keeps every instant of a parsed token within what `time` can format,
+    // so callers can print the expiry without a panic.
+    if signed_at
+        .checked_add(time::Duration::seconds(lifetime_secs as i64))
+        .is_none_or(|expires_at| expires_at.year() > 9999)
+    {
+        return Err(invalid(
+            "X-Amz-Expires",
+            "the expiry is after the year 9999",
+        ));
+    }
 
     let signature = required(parameters.signature, "X-Amz-Signature")?;
     if signature.len() != 64
