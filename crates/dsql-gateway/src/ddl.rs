@@ -16,8 +16,16 @@ pub enum Verdict {
     Pass,
     /// Forward this text instead (the `ASYNC` keyword removed).
     Rewrite(String),
-    /// Reject with DSQL's error.
-    Reject(Refusal),
+    /// Run the statements before the unsupported one, then raise DSQL's
+    /// error in its place. The statements after it never run, as after any
+    /// error in a multi-statement query.
+    Reject {
+        /// The text before the unsupported statement, with `ASYNC` removed.
+        /// It is empty when the unsupported statement comes first.
+        preceding: String,
+        /// The rule the statement breaks.
+        refusal: Refusal,
+    },
 }
 
 /// A statement DSQL does not support.
@@ -66,34 +74,47 @@ pub fn check(sql: &str) -> Verdict {
         return Verdict::Pass;
     };
 
+    let offsets = LineOffsets::new(sql);
     let mut async_spans = Vec::new();
     for statement in tokens.split(|token| token.token == Token::SemiColon) {
         let words: Vec<&TokenWithSpan> = statement
             .iter()
             .filter(|token| !matches!(token.token, Token::Whitespace(_)))
             .collect();
-        match classify(&words) {
-            IndexStatement::NotIndex => {}
-            IndexStatement::Async(token) => async_spans.push(token),
-            IndexStatement::Concurrent => return Verdict::Reject(Refusal::ConcurrentIndex),
-            IndexStatement::Synchronous => return Verdict::Reject(Refusal::SynchronousIndex),
-        }
+        let refusal = match classify(&words) {
+            IndexStatement::NotIndex => continue,
+            IndexStatement::Async(token) => {
+                async_spans.push(token);
+                continue;
+            }
+            IndexStatement::Concurrent => Refusal::ConcurrentIndex,
+            IndexStatement::Synchronous => Refusal::SynchronousIndex,
+        };
+        let start = words.first().map_or(0, |word| offsets.of(word.span.start));
+        return Verdict::Reject {
+            preceding: without_spans(&sql[..start], &offsets, &async_spans),
+            refusal,
+        };
     }
     if async_spans.is_empty() {
         return Verdict::Pass;
     }
+    Verdict::Rewrite(without_spans(sql, &offsets, &async_spans))
+}
 
-    let offsets = LineOffsets::new(sql);
-    let mut rewritten = String::with_capacity(sql.len());
+/// Copies `text`, a prefix of the checked statement text, leaving out the
+/// given tokens.
+fn without_spans(text: &str, offsets: &LineOffsets<'_>, spans: &[&TokenWithSpan]) -> String {
+    let mut kept = String::with_capacity(text.len());
     let mut copied_to = 0;
-    for token in async_spans {
-        let start = offsets.byte_offset(token.span.start.line, token.span.start.column);
-        let end = offsets.byte_offset(token.span.end.line, token.span.end.column);
-        rewritten.push_str(&sql[copied_to..start]);
+    for token in spans {
+        let start = offsets.of(token.span.start);
+        let end = offsets.of(token.span.end);
+        kept.push_str(&text[copied_to..start]);
         copied_to = end;
     }
-    rewritten.push_str(&sql[copied_to..]);
-    Verdict::Rewrite(rewritten)
+    kept.push_str(&text[copied_to..]);
+    kept
 }
 
 enum IndexStatement<'a> {
@@ -152,6 +173,10 @@ impl<'a> LineOffsets<'a> {
         Self { text, line_starts }
     }
 
+    fn of(&self, location: sqlparser::tokenizer::Location) -> usize {
+        self.byte_offset(location.line, location.column)
+    }
+
     fn byte_offset(&self, line: u64, column: u64) -> usize {
         let Some(&line_start) = self.line_starts.get(line.saturating_sub(1) as usize) else {
             return self.text.len();
@@ -205,19 +230,38 @@ mod tests {
             "SELECT 1; CREATE INDEX i ON t (x)",
             "/* c */ CREATE -- c\n INDEX i ON t (x)",
         ] {
-            assert_eq!(
-                check(sql),
-                Verdict::Reject(Refusal::SynchronousIndex),
+            assert!(
+                matches!(
+                    check(sql),
+                    Verdict::Reject {
+                        refusal: Refusal::SynchronousIndex,
+                        ..
+                    }
+                ),
                 "{sql}"
             );
         }
     }
 
     #[test]
+    fn statements_before_a_rejected_index_are_kept() {
+        assert_eq!(
+            check("BEGIN; CREATE INDEX ASYNC a ON t (x);\nCREATE INDEX b ON t (y); SELECT 1"),
+            Verdict::Reject {
+                preceding: "BEGIN; CREATE INDEX  a ON t (x);\n".into(),
+                refusal: Refusal::SynchronousIndex
+            }
+        );
+    }
+
+    #[test]
     fn concurrent_index_is_rejected() {
         assert_eq!(
             check("CREATE INDEX CONCURRENTLY i ON t (x)"),
-            Verdict::Reject(Refusal::ConcurrentIndex)
+            Verdict::Reject {
+                preceding: String::new(),
+                refusal: Refusal::ConcurrentIndex
+            }
         );
     }
 

@@ -61,14 +61,24 @@ impl End {
 }
 
 /// What both directions know of the session.
-#[derive(Default)]
 struct SessionState {
     /// Requests (`Query`, `Sync`, `FunctionCall`) sent but not yet answered
-    /// with `ReadyForQuery`.
+    /// with `ReadyForQuery`. It starts at 1 because the relay begins before
+    /// the upstream's first `ReadyForQuery`, which answers the startup.
     outstanding: AtomicI64,
     /// Whether the last `ReadyForQuery` said "idle, no transaction".
     idle_status: AtomicBool,
     ready: Notify,
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        Self {
+            outstanding: AtomicI64::new(1),
+            idle_status: AtomicBool::new(false),
+            ready: Notify::new(),
+        }
+    }
 }
 
 impl SessionState {
@@ -276,12 +286,12 @@ fn rewrite_query(message: &[u8], out: &mut BytesMut) {
             return;
         }
         Verdict::Rewrite(text) => text,
-        Verdict::Reject(refusal) => {
+        Verdict::Reject { preceding, refusal } => {
             tracing::info!(
                 sqlstate = refusal.sqlstate(),
                 "rejected statement DSQL does not support"
             );
-            refusal.raising_statement()
+            preceding + &refusal.raising_statement()
         }
     };
     let mut new_body = BytesMut::with_capacity(replacement.len() + 1);
@@ -313,12 +323,14 @@ fn rewrite_parse(message: &[u8], out: &mut BytesMut) {
             return;
         }
         Verdict::Rewrite(text) => (text, parameter_types),
-        Verdict::Reject(refusal) => {
+        Verdict::Reject { preceding, refusal } => {
             tracing::info!(
                 sqlstate = refusal.sqlstate(),
                 "rejected statement DSQL does not support"
             );
-            (refusal.raising_statement(), &[0u8, 0][..])
+            // Text before the statement makes PostgreSQL reject the Parse as
+            // more than one command, as it would reject the original.
+            (preceding + &refusal.raising_statement(), &[0u8, 0][..])
         }
     };
     let mut new_body = BytesMut::with_capacity(body.len() + replacement.len());

@@ -127,6 +127,9 @@ async fn handshake(mut tcp: TcpStream, shared: &Shared) -> Result<Option<Authent
     let packet = read_startup_packet(&mut client).await?;
     if packet.code == wire::CANCEL_REQUEST {
         forward_cancel(&packet.body, shared).await;
+        // libpq 17 and later read until close_notify and report a bare EOF
+        // as a failed cancel, even though the cancel went through.
+        let _ = client.shutdown().await;
         return Ok(None);
     }
     if packet.code >> 16 != 3 {
@@ -364,10 +367,22 @@ async fn read_password<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Option<St
     Ok(String::from_utf8(password.to_vec()).ok())
 }
 
-async fn reject<S: AsyncWrite + Unpin>(stream: &mut S, error: ErrorMessage) -> Result<(), Error> {
+/// Sends `error`, closes the sending side, then reads and discards what the
+/// client already sent, for up to half a second. Closing a socket with
+/// unread input makes the kernel send a reset, and a reset can discard the
+/// error before the client reads it.
+async fn reject<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    error: ErrorMessage,
+) -> Result<(), Error> {
     stream.write_all(&error.encode()).await?;
     stream.flush().await?;
     let _ = stream.shutdown().await;
+    let mut discarded = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while matches!(stream.read(&mut discarded).await, Ok(read) if read > 0) {}
+    })
+    .await;
     Ok(())
 }
 

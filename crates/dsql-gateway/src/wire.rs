@@ -102,11 +102,16 @@ pub fn authentication_ok() -> BytesMut {
     frame(b'R', &0u32.to_be_bytes())
 }
 
-/// `NegotiateProtocolVersion`: the newest minor version we speak (0) and
-/// the protocol options (`_pq_.*`) we do not recognise.
+/// Protocol version 3.0 as the wire encodes it: major in the high 16 bits.
+pub const PROTOCOL_3_0: u32 = 3 << 16;
+
+/// `NegotiateProtocolVersion`: the newest version we speak (3.0) and the
+/// protocol options (`_pq_.*`) we do not recognise. The version field holds
+/// the whole version number, major included, as PostgreSQL 15 sends it;
+/// libpq 18 rejects a bare minor version 0 as a downgrade below 3.0.
 pub fn negotiate_protocol_version(unrecognized: &[String]) -> BytesMut {
     let mut body = BytesMut::new();
-    body.put_u32(0);
+    body.put_u32(PROTOCOL_3_0);
     body.put_u32(unrecognized.len() as u32);
     for option in unrecognized {
         body.put_slice(option.as_bytes());
