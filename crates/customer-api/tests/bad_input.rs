@@ -62,7 +62,8 @@ async fn malformed_bodies_get_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_types_nulls_and_unknown_fields_get_400() {
     let stack = Stack::start(StackOptions::default()).await;
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
         (
             "number name",
             Box::new(|body| body["firstName"] = json!(42)),

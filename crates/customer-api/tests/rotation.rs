@@ -74,7 +74,7 @@ async fn rotation_under_load_fails_no_request() {
             let mut iteration = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 iteration += 1;
-                let request = if iteration % 5 == 0 {
+                let request = if iteration.is_multiple_of(5) {
                     let body = customer_body(&format!("load{client}"));
                     stack.http.post(stack.url("/api/v1/customers")).json(&body)
                 } else {

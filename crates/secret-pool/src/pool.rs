@@ -228,12 +228,16 @@ impl SecretPool {
 
     /// Takes a connection from the pool, opening one if none is idle.
     pub async fn get(&self) -> Result<Connection, Error> {
-        self.pool.get().await.map_err(|error| match error {
-            PoolError::Backend(error) => error,
-            PoolError::Timeout(_) => Error::AcquireTimeout,
-            PoolError::Closed => Error::PoolClosed,
-            other => Error::InvalidConfig(format!("pool failed: {other}")),
-        })
+        // Opening a connection is a large future (TLS and authentication
+        // state); boxing it keeps every caller's future small.
+        Box::pin(self.pool.get())
+            .await
+            .map_err(|error| match error {
+                PoolError::Backend(error) => error,
+                PoolError::Timeout(_) => Error::AcquireTimeout,
+                PoolError::Closed => Error::PoolClosed,
+                other => Error::InvalidConfig(format!("pool failed: {other}")),
+            })
     }
 
     /// Returns the secret source the pool reads credentials from.

@@ -33,14 +33,16 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server starts");
+        // Dropping `moto` kills and reaps the process, also on panic.
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         // moto prints no ready line of its own, so readiness is the port
         // accepting connections, tried for up to 30 s.
         for _ in 0..300 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Moto {
-                    child,
-                    endpoint: format!("http://127.0.0.1:{port}"),
-                };
+                return moto;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
