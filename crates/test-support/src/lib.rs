@@ -116,7 +116,14 @@ pub struct Server {
 impl Server {
     /// Spawns `command` and waits until it prints `listening on ADDR` on
     /// standard output. All of its output is kept for [`Server::output`].
-    pub fn start(mut command: Command) -> Server {
+    pub fn start(command: Command) -> Server {
+        Self::start_until(command, "listening on ")
+    }
+
+    /// Spawns `command` and waits for a standard output line that starts
+    /// with `marker` followed by an address (`http://` before it is
+    /// allowed), such as `ready: customer service on http://127.0.0.1:8080`.
+    pub fn start_until(mut command: Command, marker: &str) -> Server {
         let description = format!("{command:?}");
         let mut child = command
             .stdin(Stdio::null())
@@ -129,7 +136,11 @@ impl Server {
         let (ready_sender, ready) = mpsc::channel();
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        collect(stdout, Arc::clone(&output), Some(ready_sender));
+        collect(
+            stdout,
+            Arc::clone(&output),
+            Some((marker.to_owned(), ready_sender)),
+        );
         collect(stderr, Arc::clone(&output), None);
 
         let addr = match ready.recv_timeout(START_TIMEOUT) {
@@ -138,7 +149,7 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 let output = output.lock().map(|text| text.clone()).unwrap_or_default();
-                panic!("{description} did not print `listening on ADDR`; its output:\n{output}");
+                panic!("{description} did not print `{marker}ADDR`; its output:\n{output}");
             }
         };
         Server {
@@ -174,6 +185,15 @@ impl Server {
         self.child.wait().expect("cannot wait for the server")
     }
 
+    /// Sends SIGINT, as Ctrl-C in a terminal would, and waits for the
+    /// process to exit.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("cannot wait for the server")
+    }
+
     /// Sends SIGKILL and waits for the process to exit.
     pub fn kill(&mut self) -> ExitStatus {
         let _ = self.child.kill();
@@ -196,13 +216,15 @@ impl Drop for Server {
 fn collect(
     stream: impl std::io::Read + Send + 'static,
     output: Arc<Mutex<String>>,
-    ready: Option<mpsc::Sender<SocketAddr>>,
+    ready: Option<(String, mpsc::Sender<SocketAddr>)>,
 ) {
     std::thread::spawn(move || {
         let mut ready = ready;
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
-            if let (Some(sender), Some(addr)) = (&ready, listening_addr(&line)) {
+            if let Some((marker, sender)) = &ready
+                && let Some(addr) = ready_addr(&line, marker)
+            {
                 let _ = sender.send(addr);
                 ready = None;
             }
@@ -214,9 +236,14 @@ fn collect(
     });
 }
 
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = line.trim().strip_prefix("listening on ")?;
-    rest.split_whitespace().next()?.parse().ok()
+fn ready_addr(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = line.trim().strip_prefix(marker)?;
+    let rest = rest.strip_prefix("http://").unwrap_or(rest);
+    rest.split_whitespace()
+        .next()?
+        .trim_end_matches('/')
+        .parse()
+        .ok()
 }
 
 /// The token-checking gateway (`dsql-secrets local gateway`) on a loopback
