@@ -467,3 +467,73 @@ async fn schedule_reattempts_failed_rotation_with_same_version() {
         .collect();
     assert_eq!(finishes, [format!("finishSecret {}", token(2))]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_secret_during_a_running_rotation_is_queued_not_dropped() {
+    let emulator = Running::start(&[]);
+    let client = sdk_client(&emulator.endpoint()).await;
+    client
+        .create_secret()
+        .name("app/queued")
+        .secret_string(r#"{"generation":0,"sleep_after_finish_ms":2000}"#)
+        .client_request_token(token(1))
+        .send()
+        .await
+        .unwrap();
+
+    let first = client
+        .rotate_secret()
+        .secret_id("app/queued")
+        .rotation_lambda_arn(FUNCTION_ARN)
+        .send()
+        .await
+        .unwrap();
+    let first_version = first.version_id().unwrap().to_owned();
+
+    // finishSecret has made the first version current, but the function
+    // has not returned yet, so the emulator still runs that rotation.
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let current = client
+            .get_secret_value()
+            .secret_id("app/queued")
+            .send()
+            .await
+            .unwrap();
+        if current.version_id() == Some(first_version.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first rotation did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = client
+        .rotate_secret()
+        .secret_id("app/queued")
+        .send()
+        .await
+        .unwrap();
+    let second_version = second.version_id().unwrap().to_owned();
+    assert_ne!(second_version, first_version);
+
+    let deadline = std::time::Instant::now() + LIMIT;
+    let current = loop {
+        let current = client
+            .get_secret_value()
+            .secret_id("app/queued")
+            .send()
+            .await
+            .unwrap();
+        if current.version_id() == Some(second_version.as_str()) {
+            break current;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second rotation never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(value_of(&current)["generation"], 2);
+}

@@ -6,7 +6,9 @@
 //! `"fail_at": "STEP"` field in the secret makes that step return an error;
 //! `TEST_ROTATION_CRASH_AT=STEP` or a `"crash_at"` field makes the process
 //! exit at that step;
-//! `TEST_ROTATION_LOG=FILE` appends `STEP TOKEN` per invocation.
+//! `TEST_ROTATION_LOG=FILE` appends `STEP TOKEN` per invocation;
+//! a `"sleep_after_finish_ms"` field makes finishSecret wait that long after
+//! moving `AWSCURRENT`, so a test can act while the rotation still runs.
 
 use std::io::Write;
 
@@ -128,6 +130,11 @@ async fn handle(client: &Client, event: RotationEvent) -> Result<Value, Error> {
             }
         }
         other => return Err(format!("unknown rotation step {other}").into()),
+    }
+    if step == "finishSecret"
+        && let Some(pause) = value["sleep_after_finish_ms"].as_u64()
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
     }
     println!("rotation step {step} finished for version {token}");
     Ok(json!({}))
