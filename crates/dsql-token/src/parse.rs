@@ -16,6 +16,10 @@ pub enum ParseError {
     /// The text is empty.
     #[error("the token is empty")]
     Empty,
+    /// The text starts or ends with white space, often a newline pasted
+    /// with the token.
+    #[error("the token starts or ends with white space; remove it")]
+    SurroundingWhitespace,
     /// The text starts with a URL scheme such as `https://`.
     #[error("the token starts with a URL scheme; DSQL tokens are HOST/?Action=... without one")]
     HasScheme,
@@ -177,6 +181,9 @@ pub fn parse(token: &str) -> Result<ParsedToken, ParseError> {
     if token.is_empty() {
         return Err(ParseError::Empty);
     }
+    if token.trim() != token {
+        return Err(ParseError::SurroundingWhitespace);
+    }
     if token.contains("://") {
         return Err(ParseError::HasScheme);
     }
@@ -306,6 +313,14 @@ mod tests {
     fn malformed_tokens_are_rejected_with_reasons() {
         let cases: &[(&str, ParseError)] = &[
             ("", ParseError::Empty),
+            (
+                "localhost/?Action=DbConnect\n",
+                ParseError::SurroundingWhitespace,
+            ),
+            (
+                " localhost/?Action=DbConnect",
+                ParseError::SurroundingWhitespace,
+            ),
             ("https://localhost/?Action=DbConnect", ParseError::HasScheme),
             ("localhost", ParseError::MissingQuery),
             ("not a password at all", ParseError::MissingQuery),

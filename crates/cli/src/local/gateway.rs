@@ -16,7 +16,7 @@ pub struct GatewayArgs {
     #[arg(long)]
     listen: SocketAddr,
     /// PostgreSQL to relay to: postgres://USER[:PASSWORD]@HOST[:PORT][/DATABASE].
-    #[arg(long)]
+    #[arg(long, env = "DSQL_GATEWAY_UPSTREAM", hide_env_values = true)]
     upstream: String,
     /// Endpoint hostname that tokens and the client's TLS SNI must name.
     #[arg(long, default_value = "localhost")]

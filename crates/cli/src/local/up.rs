@@ -150,8 +150,9 @@ async fn start_parts(
     children: &mut Vec<Child>,
 ) -> anyhow::Result<LocalStack> {
     let this_binary = std::env::current_exe()?;
-    // Passed in the environment, not on the command line, where any local
-    // user could read it.
+    // The key and the upstream URL (which may hold a password) go to the
+    // children in their environment, not on the command line, where any
+    // local user could read them.
     let access_key = format!("{}:{}", key.access_key_id, key.secret_access_key);
     let ca_file = state_dir.join("gateway-ca.pem");
 
@@ -164,14 +165,8 @@ async fn start_parts(
             "--listen",
             &format!("127.0.0.1:{gateway_port}"),
         ])
-        .args([
-            "--upstream",
-            &postgres.url,
-            "--hostname",
-            GATEWAY_HOSTNAME,
-            "--region",
-            REGION,
-        ])
+        .args(["--hostname", GATEWAY_HOSTNAME, "--region", REGION])
+        .env("DSQL_GATEWAY_UPSTREAM", &postgres.url)
         .env("DSQL_LOCAL_ACCESS_KEYS", &access_key)
         .arg("--ca-out")
         .arg(&ca_file);
