@@ -4,6 +4,7 @@ mod children;
 mod gateway;
 mod postgres;
 mod secrets;
+mod stack_secret;
 mod up;
 
 use clap::Subcommand;

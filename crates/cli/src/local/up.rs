@@ -7,31 +7,25 @@
 //! stops them in reverse order. Ports, credentials and data are kept in the
 //! state directory, so a second run continues with the same secret and data.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::types::RotationRulesType;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use super::children::{Child, reuse_port};
 use super::postgres::Postgres;
-use crate::aws::describe_sdk_error;
-use crate::secret::{
-    RotationOutcome, current_version, emulator_rotation_status, summarize_password,
-    wait_for_rotation,
-};
+use super::stack_secret::{ensure_secret, rotate_now, secrets_client};
+use crate::secret::{current_version, emulator_rotation_status, summarize_password};
 use crate::state::{LocalStack, write_private};
 
-const REGION: &str = "us-east-1";
-const ACCOUNT_ID: &str = "123456789012";
-const GATEWAY_HOSTNAME: &str = "localhost";
-const SECRET_NAME: &str = "dsql-local/admin";
-const FUNCTION_NAME: &str = "dsql-rotation";
+pub(super) const REGION: &str = "us-east-1";
+pub(super) const ACCOUNT_ID: &str = "123456789012";
+pub(super) const GATEWAY_HOSTNAME: &str = "localhost";
+pub(super) const SECRET_NAME: &str = "dsql-local/admin";
+pub(super) const FUNCTION_NAME: &str = "dsql-rotation";
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -51,8 +45,8 @@ pub struct UpArgs {
 }
 
 /// Schedule and token lifetime of a run.
-struct Schedule {
-    expression: &'static str,
+pub(super) struct Schedule {
+    pub(super) expression: &'static str,
     interval_secs: u64,
     token_lifetime_secs: u64,
 }
@@ -77,9 +71,9 @@ impl Schedule {
 
 /// The local access key, made once per state directory.
 #[derive(Serialize, Deserialize)]
-struct LocalKey {
-    access_key_id: String,
-    secret_access_key: String,
+pub(super) struct LocalKey {
+    pub(super) access_key_id: String,
+    pub(super) secret_access_key: String,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -260,167 +254,6 @@ async fn start_parts(
     Ok(stack)
 }
 
-/// Creates the secret on first run; on later runs points it at the
-/// gateway's current port if that changed.
-async fn ensure_secret(client: &Client, gateway_addr: SocketAddr) -> anyhow::Result<String> {
-    let port = gateway_addr.port().to_string();
-    let existing = client
-        .get_secret_value()
-        .secret_id(SECRET_NAME)
-        .send()
-        .await;
-    match existing {
-        Ok(output) => {
-            let arn = output.arn().unwrap_or(SECRET_NAME).to_owned();
-            let mut value: serde_json::Value = serde_json::from_str(
-                output.secret_string().unwrap_or("{}"),
-            )
-            .context("the local secret is not JSON; delete the state directory to start afresh")?;
-            if value.get("port").and_then(|p| p.as_str()) != Some(port.as_str()) {
-                value["port"] = serde_json::Value::String(port);
-                client
-                    .put_secret_value()
-                    .secret_id(&arn)
-                    .secret_string(value.to_string())
-                    .send()
-                    .await
-                    .map_err(|error| anyhow::anyhow!(describe_sdk_error(&error)))
-                    .context("cannot update the secret's port")?;
-                progress("secret updated: the gateway's port changed");
-            }
-            Ok(arn)
-        }
-        Err(error) if describe_sdk_error(&error).starts_with("ResourceNotFoundException") => {
-            let value = serde_json::json!({
-                "username": "admin",
-                "password": "placeholder-replaced-by-the-first-rotation",
-                "host": GATEWAY_HOSTNAME,
-                "engine": "postgres",
-                "port": port,
-                "dbname": "postgres",
-                "region": REGION,
-            });
-            let created = client
-                .create_secret()
-                .name(SECRET_NAME)
-                .description("DSQL admin credentials for the local stack, rotated by dsql-rotation")
-                .secret_string(value.to_string())
-                .send()
-                .await
-                .map_err(|error| anyhow::anyhow!(describe_sdk_error(&error)))
-                .context("cannot create the secret")?;
-            progress(&format!("secret {SECRET_NAME} created"));
-            Ok(created.arn().unwrap_or(SECRET_NAME).to_owned())
-        }
-        Err(error) => {
-            Err(anyhow::anyhow!(describe_sdk_error(&error))).context("cannot read the secret")
-        }
-    }
-}
-
-/// Configures the schedule and rotates once, waiting for the outcome.
-async fn rotate_now(
-    client: &Client,
-    secret_id: &str,
-    schedule: &Schedule,
-    endpoint_url: &str,
-) -> anyhow::Result<()> {
-    let function_arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{FUNCTION_NAME}");
-    let start = || {
-        client
-            .rotate_secret()
-            .secret_id(secret_id)
-            .rotation_lambda_arn(&function_arn)
-            .rotation_rules(
-                RotationRulesType::builder()
-                    .schedule_expression(schedule.expression)
-                    .build(),
-            )
-            .rotate_immediately(true)
-            .send()
-    };
-    let rotation = match start().await {
-        Ok(rotation) => rotation,
-        Err(error) if describe_sdk_error(&error).contains("previous rotation isn't complete") => {
-            // The last run stopped during a rotation. Clearing the unfinished
-            // version's AWSPENDING label is the documented way to start over.
-            clear_unfinished_rotation(client, secret_id).await?;
-            start()
-                .await
-                .map_err(|error| anyhow::anyhow!(describe_sdk_error(&error)))
-                .context("cannot start the first rotation")?
-        }
-        Err(error) => {
-            return Err(anyhow::anyhow!(describe_sdk_error(&error)))
-                .context("cannot start the first rotation");
-        }
-    };
-    let pending = rotation.version_id().unwrap_or_default().to_owned();
-    progress("rotating the secret once (createSecret, setSecret, testSecret, finishSecret)");
-
-    match wait_for_rotation(
-        client,
-        secret_id,
-        &pending,
-        Some(endpoint_url),
-        Duration::from_secs(120),
-    )
-    .await?
-    {
-        RotationOutcome::Finished { token } => {
-            let detail = token
-                .map(|token| format!(", token {} expires {}", token.fingerprint, token.expires_at))
-                .unwrap_or_default();
-            progress(&format!(
-                "rotation finished: AWSCURRENT is {pending}{detail}"
-            ));
-            Ok(())
-        }
-        RotationOutcome::Failed { step, message } => {
-            anyhow::bail!(
-                "the first rotation failed at step {step}: {message}; see logs/secrets.log"
-            )
-        }
-        RotationOutcome::TimedOut => {
-            anyhow::bail!("the first rotation did not finish within 120 s; see logs/secrets.log")
-        }
-    }
-}
-
-/// Removes `AWSPENDING` from a version that is not `AWSCURRENT`.
-async fn clear_unfinished_rotation(client: &Client, secret_id: &str) -> anyhow::Result<()> {
-    let described = client
-        .describe_secret()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|error| anyhow::anyhow!(describe_sdk_error(&error)))?;
-    let unfinished = described.version_ids_to_stages().and_then(|stages| {
-        stages
-            .iter()
-            .find(|(_, labels)| {
-                labels.iter().any(|l| l == "AWSPENDING")
-                    && !labels.iter().any(|l| l == "AWSCURRENT")
-            })
-            .map(|(id, _)| id.clone())
-    });
-    if let Some(version) = unfinished {
-        progress(&format!(
-            "clearing the unfinished rotation of version {version} left by the last run"
-        ));
-        client
-            .update_secret_version_stage()
-            .secret_id(secret_id)
-            .version_stage("AWSPENDING")
-            .remove_from_version_id(version)
-            .send()
-            .await
-            .map_err(|error| anyhow::anyhow!(describe_sdk_error(&error)))
-            .context("cannot clear the unfinished rotation")?;
-    }
-    Ok(())
-}
-
 /// Prints each rotation until Ctrl-C, SIGTERM, or a part exits by itself.
 async fn watch(
     stack: &LocalStack,
@@ -497,22 +330,6 @@ async fn stop_all(children: &mut Vec<Child>, postgres: &Postgres) {
     postgres.stop();
 }
 
-async fn secrets_client(endpoint_url: &str, key: &LocalKey) -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint_url)
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            &key.access_key_id,
-            &key.secret_access_key,
-            None,
-            None,
-            "local-stack",
-        ))
-        .load()
-        .await;
-    Client::new(&config)
-}
-
 fn local_key(state_dir: &Path) -> anyhow::Result<LocalKey> {
     let path = state_dir.join("credentials.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
@@ -553,7 +370,7 @@ fn endpoint_port(url: &str) -> Option<u16> {
 }
 
 #[allow(clippy::print_stderr, reason = "progress of a foreground command")]
-fn progress(message: &str) {
+pub(super) fn progress(message: &str) {
     eprintln!("{message}");
 }
 
