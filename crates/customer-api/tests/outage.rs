@@ -13,7 +13,13 @@ use common::{Stack, StackOptions, customer_body};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// `initdb` or `pg_ctl` from the system's PostgreSQL server binaries.
+fn postgres_program(name: &str) -> String {
+    test_support::postgres_bindir()
+        .join(name)
+        .display()
+        .to_string()
+}
 
 /// A PostgreSQL cluster in a temporary folder, stopped when dropped.
 struct Cluster {
@@ -37,7 +43,7 @@ impl Cluster {
         run(
             owner,
             &[
-                &format!("{POSTGRES_BIN}/initdb"),
+                &postgres_program("initdb"),
                 "-D",
                 data.to_str().unwrap(),
                 "-A",
@@ -60,7 +66,7 @@ impl Cluster {
         run(
             owner(),
             &[
-                &format!("{POSTGRES_BIN}/pg_ctl"),
+                &postgres_program("pg_ctl"),
                 "-D",
                 self.data().to_str().unwrap(),
                 "-o",
@@ -77,7 +83,7 @@ impl Cluster {
         run(
             owner(),
             &[
-                &format!("{POSTGRES_BIN}/pg_ctl"),
+                &postgres_program("pg_ctl"),
                 "-D",
                 self.data().to_str().unwrap(),
                 "-m",
@@ -97,7 +103,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = Command::new("runuser")
             .args(["-u", "nobody", "--"])
-            .arg(format!("{POSTGRES_BIN}/pg_ctl"))
+            .arg(postgres_program("pg_ctl"))
             .arg("-D")
             .arg(self.data())
             .args(["-m", "immediate", "stop"])

@@ -58,6 +58,37 @@ pub fn venv_bin(name: &str) -> PathBuf {
     path
 }
 
+/// Returns the folder of the PostgreSQL server binaries (`initdb`,
+/// `pg_ctl`): `pg_config --bindir`, else the newest
+/// `/usr/lib/postgresql/*/bin`, else the folder of `initdb` on `PATH`.
+pub fn postgres_bindir() -> PathBuf {
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if dir.join("initdb").is_file() {
+            return dir;
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return bin;
+    }
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).find(|dir| dir.join("initdb").is_file()));
+    on_path.unwrap_or_else(|| {
+        panic!("no PostgreSQL server binaries (initdb, pg_ctl) found; install Debian's postgresql package")
+    })
+}
+
 /// Returns the target directory cargo builds into.
 pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
