@@ -24,9 +24,10 @@ pub struct GenerateArgs {
     /// Cluster endpoint, such as abc123.dsql.us-east-1.on.aws (no scheme or port).
     #[arg(long)]
     hostname: String,
-    /// AWS region the cluster is in.
+    /// AWS region the cluster is in (default: from a `<id>.dsql.<region>.on.aws`
+    /// hostname, else the AWS profile's region).
     #[arg(long, env = "AWS_REGION")]
-    region: String,
+    region: Option<String>,
     /// Database role: `admin` signs DbConnectAdmin, any other role DbConnect.
     #[arg(long, default_value = "admin")]
     role: String,
@@ -53,30 +54,47 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = args
+        .region
+        .clone()
+        .or_else(|| region_of_dsql_host(&args.hostname))
+    {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    let config = loader.load().await;
+    let region = config.region().map(|region| region.to_string()).context(
+        "no region: pass --region, set AWS_REGION, or use a <id>.dsql.<region>.on.aws hostname",
+    )?;
     let request = TokenRequest::new(
         &args.hostname,
-        &args.region,
+        &region,
         Action::for_role(&args.role),
         Duration::from_secs(args.expires_in),
     )?;
 
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(args.region.clone()))
-        .load()
-        .await;
     let provider = config.credentials_provider().context(
-        "no AWS credentials provider is configured; set AWS_ACCESS_KEY_ID and \
-         AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or another source of the standard chain",
+        "no AWS credentials provider is configured; set AWS_PROFILE, or \
+         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
     )?;
-    let credentials = provider
-        .provide_credentials()
-        .await
-        .context("failed to load AWS credentials from the standard chain")?;
+    let credentials = provider.provide_credentials().await.context(
+        "failed to load AWS credentials from the standard chain; set AWS_PROFILE, or \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    )?;
 
     let token = dsql_token::generate(&credentials, &request, SystemTime::now())?;
     tracing::debug!(token = %token.fingerprint(), hostname = %args.hostname, "generated auth token");
     println!("{}", token.expose_secret());
     Ok(())
+}
+
+/// Returns the region of a DSQL endpoint, `<id>.dsql.<region>.on.aws`.
+fn region_of_dsql_host(hostname: &str) -> Option<String> {
+    let labels: Vec<&str> = hostname.split('.').collect();
+    match labels[..] {
+        [_, "dsql", region, "on", "aws"] => Some(region.to_owned()),
+        _ => None,
+    }
 }
 
 #[derive(Serialize)]

@@ -117,7 +117,8 @@ fn readme_curl_examples(port: u16) -> String {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("a sh block");
-    block.replace("localhost:8080", &format!("127.0.0.1:{port}"))
+    assert!(block.contains("PORT=8080"), "the examples set PORT");
+    block.replacen("PORT=8080", &format!("PORT={port}"), 1)
 }
 
 /// Sends requests until stopped, counting failures.

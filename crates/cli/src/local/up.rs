@@ -80,6 +80,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(args.state_dir.join("logs"))
         .with_context(|| format!("cannot create {}", args.state_dir.display()))?;
     let state_dir = args.state_dir.canonicalize()?;
+    let _lock = lock_state_dir(&state_dir)?;
+    if std::net::TcpListener::bind(("127.0.0.1", args.port)).is_err() {
+        anyhow::bail!(
+            "port {} is in use on 127.0.0.1; stop what listens there or pass --port",
+            args.port
+        );
+    }
     let logs = state_dir.join("logs");
     let previous = LocalStack::load(&state_dir).ok();
     let key = local_key(&state_dir)?;
@@ -347,6 +354,25 @@ fn local_key(state_dir: &Path) -> anyhow::Result<LocalKey> {
     };
     write_private(&path, serde_json::to_string_pretty(&key)?.as_bytes())?;
     Ok(key)
+}
+
+/// Takes an exclusive lock on the state directory for this run. The lock
+/// is an advisory `flock`, so it goes away with the process, even a killed
+/// one.
+fn lock_state_dir(state_dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = state_dir.join("local-up.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is in use by another `local up`; stop it first or choose another --state-dir",
+            state_dir.display()
+        )
+    })
 }
 
 fn require_binary(bin_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {

@@ -106,10 +106,20 @@ pub async fn build_status(
         let next_rotation =
             SystemTime::UNIX_EPOCH + Duration::from_secs_f64(next.as_secs_f64().max(0.0));
         let expires_at = now + Duration::from_secs(token.seconds_left);
-        if expires_at < next_rotation + Duration::from_secs(3600) {
-            warnings.push(String::from(
-                "the current token expires less than an hour after the next scheduled rotation; \
+        // A failed rotation is retried at the next scheduled time, so the
+        // token should outlive the next rotation by a safety margin: an
+        // hour, or half the interval for schedules shorter than two hours.
+        let interval = described.last_rotated_date().map(|last| {
+            Duration::from_secs_f64((next.as_secs_f64() - last.as_secs_f64()).max(0.0))
+        });
+        let margin = interval.map_or(Duration::from_secs(3600), |interval| {
+            (interval / 2).min(Duration::from_secs(3600))
+        });
+        if expires_at < next_rotation + margin {
+            warnings.push(format!(
+                "the current token expires less than {} s after the next scheduled rotation; \
                  raise TOKEN_LIFETIME_SECS so clients keep working if a rotation fails",
+                margin.as_secs()
             ));
         }
     }
