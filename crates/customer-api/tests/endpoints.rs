@@ -379,3 +379,64 @@ async fn health_metrics_and_openapi_answer() {
         .unwrap();
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readiness_refreshes_expired_token() {
+    let token_lifetime = std::time::Duration::from_secs(5);
+    let stack = Stack::start(StackOptions {
+        token_lifetime,
+        ..StackOptions::default()
+    })
+    .await;
+    let ready = stack
+        .http
+        .get(stack.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let metrics_url = stack.url("/metrics");
+    let metrics = stack.http.get(&metrics_url).send().await.unwrap();
+    let opened_before = metric(
+        &metrics.text().await.unwrap(),
+        "db_connections_opened_total",
+    );
+
+    // The pooled connection stays open, so only readiness can pick up the
+    // rotated secret once the first token has expired.
+    stack.rotate(std::time::Duration::from_secs(900)).await;
+    tokio::time::sleep(token_lifetime + std::time::Duration::from_secs(1)).await;
+    let reads_before = stack.emulator_requests("GetSecretValue").await;
+
+    let probes = 10;
+    for probe in 0..probes {
+        let ready = stack
+            .http
+            .get(stack.url("/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        let status = ready.status();
+        let report: Value = ready.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "probe {probe}: {report}");
+        assert_eq!(report["status"], "UP", "probe {probe}: {report}");
+        let left = report["tokenExpiresInSeconds"].as_u64().unwrap();
+        assert!(left > 0, "probe {probe}: {report}");
+    }
+
+    let reads = stack.emulator_requests("GetSecretValue").await - reads_before;
+    assert!(reads >= 1, "readiness never read the rotated secret");
+    assert!(reads <= 2, "{probes} probes caused {reads} secret reads");
+    let metrics = stack.http.get(&metrics_url).send().await.unwrap();
+    let opened_after = metric(
+        &metrics.text().await.unwrap(),
+        "db_connections_opened_total",
+    );
+    assert_eq!(opened_after, opened_before, "a new connection was opened");
+}

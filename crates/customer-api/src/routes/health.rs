@@ -1,5 +1,6 @@
 //! `/health` (liveness), `/health/ready` (readiness: `SELECT 1` succeeds and
-//! the cached auth token has not expired) and `/metrics`.
+//! the auth token, refreshed first when stale, has not expired) and
+//! `/metrics`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,7 +14,8 @@ use serde::Serialize;
 use crate::db::Checkout;
 use crate::state::AppState;
 
-/// How long the readiness check waits for `SELECT 1`.
+/// How long the readiness check waits for `SELECT 1`, and separately for
+/// a refresh of the secret.
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The readiness report.
@@ -24,7 +26,7 @@ pub struct Readiness {
     pub status: &'static str,
     /// `UP` when `SELECT 1` succeeded in time.
     pub database: &'static str,
-    /// Seconds of life left in the cached auth token; absent when the
+    /// Seconds of life left in the current auth token; absent when the
     /// password is not a DSQL token.
     pub token_expires_in_seconds: Option<u64>,
 }
@@ -46,11 +48,26 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         tokio::time::timeout(READY_CHECK_TIMEOUT, check).await,
         Ok(Some(_))
     );
-    let token_left = state
-        .pool
-        .source()
-        .cached()
-        .and_then(|snapshot| snapshot.token_remaining(SystemTime::now()));
+
+    // A stale cache is refreshed through the source's collapsing refresh,
+    // the same one the pool uses, so probes read only when the token nears
+    // expiry or the TTL passed. A failed or slow read leaves the cached
+    // token to judge, and an expired one makes the service not ready.
+    // NOTE: a failed read does not reset the minimum refresh interval, so
+    // while Secrets Manager fails and the token is stale, each probe reads.
+    let source = state.pool.source();
+    let snapshot = match tokio::time::timeout(READY_CHECK_TIMEOUT, source.current()).await {
+        Ok(Ok(snapshot)) => Some(snapshot),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "readiness check could not refresh the secret");
+            source.cached()
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out refreshing the secret");
+            source.cached()
+        }
+    };
+    let token_left = snapshot.and_then(|snapshot| snapshot.token_remaining(SystemTime::now()));
     let token_valid = token_left.is_none_or(|left| !left.is_zero());
 
     let ready = database_up && token_valid;
