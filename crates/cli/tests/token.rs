@@ -168,3 +168,28 @@ fn malformed_token_is_a_clear_error_without_echo() {
     assert!(stderr.contains("not a valid DSQL auth token"), "{stderr}");
     assert!(!stderr.contains("deadbeefsecret"), "{stderr}");
 }
+
+#[test]
+fn region_defaults_to_the_one_in_a_dsql_hostname() {
+    let output = run(&[
+        "token",
+        "generate",
+        "--hostname",
+        "abc.dsql.eu-west-1.on.aws",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert_eq!(inspect_json(&token)["region"], "eu-west-1");
+}
+
+#[test]
+fn missing_region_is_reported() {
+    let output = run(&["token", "generate", "--hostname", "localhost"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no region: pass --region"), "{stderr}");
+}
