@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::state::LocalStack;
 
-/// Where the secret lives.
+/// The secret's id and the endpoint and credentials that reach it.
 #[derive(Args, Clone)]
 pub struct SecretTarget {
     /// Secret name or ARN (default with --state-dir: the local stack's secret).

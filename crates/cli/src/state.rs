@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Name of the state file inside the state directory.
 pub const FILE_NAME: &str = "local-stack.json";
 
-/// What a running (or last run) local stack looks like.
+/// Addresses, credentials and secret of a running (or the last) local stack.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct LocalStack {
     /// Secrets Manager emulator, `http://127.0.0.1:PORT`.

@@ -9,7 +9,7 @@
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
-/// What the gateway does with a statement text.
+/// The gateway's decision on a statement text.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Forward unchanged.

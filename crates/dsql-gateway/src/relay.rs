@@ -23,7 +23,7 @@ use crate::wire::split_cstr;
 /// session without an error message, as DSQL does.
 pub const MAX_CLIENT_MESSAGE: usize = 10 * 1024 * 1024;
 
-/// Why a relayed session ended.
+/// The reason a relayed session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
     /// The client sent `Terminate`.
@@ -60,13 +60,13 @@ impl End {
     }
 }
 
-/// What both directions know of the session.
+/// Session state shared by both relay directions.
 struct SessionState {
     /// Requests (`Query`, `Sync`, `FunctionCall`) sent but not yet answered
     /// with `ReadyForQuery`. It starts at 1 because the relay begins before
     /// the upstream's first `ReadyForQuery`, which answers the startup.
     outstanding: AtomicI64,
-    /// Whether the last `ReadyForQuery` said "idle, no transaction".
+    /// Whether the last `ReadyForQuery` reported "idle, no transaction".
     idle_status: AtomicBool,
     ready: Notify,
 }

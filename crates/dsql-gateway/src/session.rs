@@ -24,7 +24,7 @@ use crate::{Error, Shared};
 const ACCESS_DENIED: &str = "unable to accept connection, access denied";
 /// SQLSTATE DSQL is reported to use for it.
 const ACCESS_DENIED_CODE: &str = "08006";
-/// Longest password message accepted; tokens with session tokens are under 4 KiB.
+/// Maximum length of a password message; tokens with session tokens are under 4 KiB.
 const MAX_PASSWORD_MESSAGE: usize = 16 * 1024;
 
 /// A client that passed authentication, ready to relay.

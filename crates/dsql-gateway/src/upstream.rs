@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 
 use crate::Error;
 
-/// Where and as whom to connect upstream, from a `postgres://` URL.
+/// The upstream PostgreSQL's address, user and database, from a
+/// `postgres://` URL.
 #[derive(Clone)]
 pub struct UpstreamConfig {
     host: String,

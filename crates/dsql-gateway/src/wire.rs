@@ -41,7 +41,7 @@ pub struct ErrorMessage {
 }
 
 impl ErrorMessage {
-    /// A `FATAL` error without hint.
+    /// Creates a `FATAL` error without hint.
     pub fn fatal(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Fatal,

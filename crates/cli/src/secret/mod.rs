@@ -76,7 +76,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The emulator's base URL when the target is (probably) the local emulator.
+/// Returns the emulator's base URL when the target is probably the local
+/// emulator.
 fn emulator_url(resolved: &crate::aws::Resolved, target: &SecretTarget) -> Option<String> {
     match (&resolved.local, &target.endpoint_url) {
         (Some(stack), _) => Some(stack.endpoint_url.clone()),
@@ -129,7 +130,7 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How a rotation ended.
+/// The outcome of a rotation.
 pub enum RotationOutcome {
     /// The pending version became `AWSCURRENT`.
     Finished { token: Option<TokenSummary> },
