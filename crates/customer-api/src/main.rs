@@ -3,6 +3,7 @@
 
 #![recursion_limit = "256"]
 mod app;
+mod body;
 mod config;
 mod db;
 mod error;

@@ -273,3 +273,106 @@ async fn responses_and_logs_leak_no_token_or_sql() {
     }
     assert!(output.contains("fp:"), "tokens are logged by fingerprint");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn body_errors_use_own_messages() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let mut wrong_type = customer_body("wrongtype");
+    wrong_type["firstName"] = json!(5);
+    let mut unknown = customer_body("unknown");
+    unknown["isAdmin"] = json!(true);
+    let mut nested = customer_body("nested");
+    nested["addresses"][0]["floor"] = json!(3);
+    let array = json!([
+        null,
+        "Ar",
+        "Ray",
+        "ar@example.com",
+        [[null, "1 Main St", "Springfield", "IL", "62701", "US", true]]
+    ]);
+
+    // (case, body, status, message, field key in `errors`)
+    let cases: Vec<(&str, String, StatusCode, &str, Option<(&str, &str)>)> = vec![
+        (
+            "syntax error",
+            "{\"firstName\":".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "request body is not valid JSON",
+            None,
+        ),
+        (
+            "wrong type",
+            wrong_type.to_string(),
+            StatusCode::BAD_REQUEST,
+            "request body has invalid fields",
+            Some(("firstName", "must be a string")),
+        ),
+        (
+            "unknown field",
+            unknown.to_string(),
+            StatusCode::BAD_REQUEST,
+            "request body has invalid fields",
+            Some(("isAdmin", "unknown field")),
+        ),
+        (
+            "unknown address field",
+            nested.to_string(),
+            StatusCode::BAD_REQUEST,
+            "request body has invalid fields",
+            Some(("addresses[0].floor", "unknown field")),
+        ),
+        (
+            "null body",
+            "null".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "request body must be a JSON object",
+            None,
+        ),
+        (
+            "number body",
+            "5".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "request body must be a JSON object",
+            None,
+        ),
+        (
+            "array of the fields",
+            array.to_string(),
+            StatusCode::BAD_REQUEST,
+            "request body must be a JSON object",
+            None,
+        ),
+        (
+            "2 MiB body",
+            format!("{{\"firstName\":\"{}\"}}", "a".repeat(2 * 1024 * 1024)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than 1 MiB",
+            None,
+        ),
+    ];
+    for (case, body, expected_status, expected_message, field) in cases {
+        let (status, response) = post_raw(&stack, body).await;
+        assert_eq!(status, expected_status, "{case}: {response}");
+        assert_client_error(status, &response, case);
+        assert_eq!(response["message"], expected_message, "{case}: {response}");
+        match field {
+            Some((key, problem)) => {
+                assert_eq!(
+                    response["errors"][key],
+                    json!([problem]),
+                    "{case}: {response}"
+                );
+            }
+            None => assert_eq!(response["errors"], json!({}), "{case}: {response}"),
+        }
+        let text = response.to_string();
+        for leak in [
+            "expected struct",
+            "CustomerInput",
+            "Failed to",
+            "line 1 column",
+        ] {
+            assert!(!text.contains(leak), "{case}: {leak:?} in {text}");
+        }
+    }
+}

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
+use crate::body::ApiJson;
 use crate::db::{Checkout, DbError, transact};
 use crate::error::{ApiError, FieldErrors};
 use crate::model::{Customer, CustomerInput, PageQuery};
@@ -19,32 +20,6 @@ use crate::validate;
 
 /// The prefix of every customer route.
 pub const BASE_PATH: &str = "/api/v1/customers";
-
-/// A JSON body whose parse errors become 4xx [`ApiError`]s: 400 for
-/// malformed JSON, wrong types and unknown fields, 413 above the body limit,
-/// 415 without a JSON content type.
-pub struct ApiJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    S: Send + Sync,
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => {
-                let status = match rejection.status() {
-                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
-                    status => status,
-                };
-                Err(ApiError::new(status, rejection.body_text()))
-            }
-        }
-    }
-}
 
 /// Parses a customer id from the path; upper-case hex is accepted.
 fn parse_id(text: &str) -> Result<Uuid, ApiError> {
