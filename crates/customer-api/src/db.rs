@@ -145,14 +145,30 @@ fn to_api_error(error: RetryError<DbError>) -> ApiError {
     match error.into_inner() {
         DbError::Api(error) => error,
         DbError::Pool(error) => {
-            tracing::warn!(error = %error, "database unavailable");
-            ApiError::unavailable("the database is unavailable; retry later")
+            let (event, message) = pool_failure(&error);
+            tracing::warn!(error = %error, "{event}");
+            ApiError::unavailable(message)
         }
         DbError::Postgres(error) if exhausted => {
             tracing::warn!(kind = describe(&error), "transaction failed after retries");
             ApiError::unavailable("the database is busy; retry later")
         }
         DbError::Postgres(error) => postgres_error(&error),
+    }
+}
+
+/// Returns the log event and the client message for a failure to get a
+/// connection. Every connection being busy is not an outage.
+fn pool_failure(error: &secret_pool::Error) -> (&'static str, &'static str) {
+    match error {
+        secret_pool::Error::AcquireTimeout => (
+            "connection pool exhausted",
+            "the database is busy; retry later",
+        ),
+        _ => (
+            "database unavailable",
+            "the database is unavailable; retry later",
+        ),
     }
 }
 
@@ -181,5 +197,19 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
         Some(db_error) => format!("SQLSTATE {}", db_error.code().code()),
         None if error.is_closed() => "connection closed".to_owned(),
         None => "connection or protocol error".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_exhaustion_is_not_logged_as_outage() {
+        let (event, message) = pool_failure(&secret_pool::Error::AcquireTimeout);
+        assert_eq!(event, "connection pool exhausted");
+        assert_eq!(message, "the database is busy; retry later");
+        let closed = pool_failure(&secret_pool::Error::PoolClosed);
+        assert_eq!(closed.0, "database unavailable");
     }
 }

@@ -248,7 +248,7 @@ where
 
         tracing::info!(
             reason,
-            attempt = format_args!("{}/{}", attempt + 1, policy.max_attempts),
+            attempt = %attempt_label(attempt + 1, policy.max_attempts),
             delay_ms = delay.as_millis() as u64,
             "retrying transaction"
         );
@@ -257,9 +257,25 @@ where
     }
 }
 
+/// Formats an attempt number and its cap for logs, such as `2/5`; a cap of
+/// `u32::MAX` means there is none and shows as `2/unlimited`.
+fn attempt_label(attempt: u32, max_attempts: u32) -> String {
+    if max_attempts == u32::MAX {
+        format!("{attempt}/unlimited")
+    } else {
+        format!("{attempt}/{max_attempts}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempt_label_shows_missing_cap_as_unlimited() {
+        assert_eq!(attempt_label(2, 5), "2/5");
+        assert_eq!(attempt_label(2, u32::MAX), "2/unlimited");
+    }
 
     fn fast_policy(max_attempts: u32) -> RetryPolicy {
         RetryPolicy {
