@@ -153,8 +153,7 @@ mod tests {
 
     fn errors_of(body: serde_json::Value) -> FieldErrors {
         let error = serde_path_to_error::deserialize::<_, CustomerInput>(body)
-            .err()
-            .expect("the body is invalid");
+            .expect_err("the body is invalid");
         field_error(&error).errors
     }
 
@@ -188,8 +187,7 @@ mod tests {
         let error = serde_path_to_error::deserialize::<_, CustomerInput>(
             serde_json::json!({"addresses": [1]}),
         )
-        .err()
-        .expect("the body is invalid");
+        .expect_err("the body is invalid");
         let api_error = field_error(&error);
         let text = format!("{} {:?}", api_error.message, api_error.errors);
         assert!(!text.contains("AddressInput"), "{text}");

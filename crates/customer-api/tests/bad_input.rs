@@ -291,8 +291,15 @@ async fn body_errors_use_own_messages() {
         [[null, "1 Main St", "Springfield", "IL", "62701", "US", true]]
     ]);
 
-    // (case, body, status, message, field key in `errors`)
-    let cases: Vec<(&str, String, StatusCode, &str, Option<(&str, &str)>)> = vec![
+    // (case, body, status, message, field path and problem in `errors`)
+    type Case<'a> = (
+        &'a str,
+        String,
+        StatusCode,
+        &'a str,
+        Option<(&'a str, &'a str)>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "syntax error",
             "{\"firstName\":".to_owned(),
