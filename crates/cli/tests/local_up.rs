@@ -278,7 +278,27 @@ fn local_up_serves_rotates_stops_and_restarts() {
     assert!(shown_text.contains("<redacted fp:"), "{shown_text}");
     assert!(!shown_text.contains("X-Amz-Signature"), "{shown_text}");
     let revealed = dsql_secrets(&["secret", "show", "--reveal"], &state_dir);
-    assert!(String::from_utf8_lossy(&revealed.stdout).contains("X-Amz-Signature"));
+    let revealed_text = String::from_utf8_lossy(&revealed.stdout).into_owned();
+    assert!(revealed_text.contains("X-Amz-Signature"));
+
+    // Neither the stack's output nor any part's log shows the token.
+    let signature = revealed_text
+        .split("X-Amz-Signature=")
+        .nth(1)
+        .map(|rest| rest.chars().take(64).collect::<String>())
+        .expect("the revealed password has a signature");
+    let mut logs = up.output();
+    for entry in std::fs::read_dir(state_dir.join("logs"))
+        .expect("logs folder")
+        .flatten()
+    {
+        logs.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    assert!(
+        !logs.contains(&signature),
+        "a log contains the token's signature"
+    );
+    assert!(logs.contains("fp:"), "logs name tokens by fingerprint");
 
     let psql = Command::new(cargo_bin("dsql-secrets", "dsql-secrets"))
         .arg("psql")
