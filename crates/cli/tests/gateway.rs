@@ -2,7 +2,7 @@
 //! clients (psql, pgbench, tokio-postgres, psycopg) and a real PostgreSQL.
 //!
 //! Every gateway here logs at `trace`, and each test ends by checking that
-//! the log holds none of the tokens or signatures it was shown.
+//! the log contains none of the tokens or signatures it was shown.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -11,7 +11,8 @@ use aws_sigv4::sign::v4;
 
 use crate::{Action, AuthToken, Error, MAX_LIFETIME, SERVICE};
 
-/// What to sign: checked once, then reusable for many tokens.
+/// The hostname, region, action and lifetime to sign, checked once and
+/// reusable for many tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRequest {
     hostname: String,
@@ -159,7 +160,8 @@ pub fn presign(
     Ok(token)
 }
 
-/// A DNS name: labels of letters, digits and hyphens, or an IP address.
+/// Returns whether `hostname` is a DNS name (labels of letters, digits and
+/// hyphens) or an IP address.
 pub(crate) fn is_valid_hostname(hostname: &str) -> bool {
     if hostname.parse::<std::net::IpAddr>().is_ok() {
         return true;
@@ -177,7 +179,8 @@ pub(crate) fn is_valid_hostname(hostname: &str) -> bool {
         })
 }
 
-/// An AWS region name such as `us-east-1` or `us-gov-west-1`.
+/// Returns whether `region` looks like an AWS region name such as
+/// `us-east-1` or `us-gov-west-1`.
 pub(crate) fn is_valid_region(region: &str) -> bool {
     !region.is_empty()
         && region.len() <= 32

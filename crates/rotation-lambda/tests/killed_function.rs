@@ -5,8 +5,8 @@
 //! token.
 //!
 //! The secret points at a loopback relay in front of the gateway. While the
-//! relay holds connections without forwarding them, testSecret hangs, which
-//! is the moment the function is killed.
+//! relay keeps connections open without forwarding them, testSecret hangs,
+//! and that is when the function is killed.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -26,7 +26,7 @@ const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:dsql-
 const NAME: &str = "app/killed";
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A loopback relay that either forwards connections to `target` or holds
+/// A loopback relay that either forwards connections to `target` or keeps
 /// them open without forwarding anything.
 struct Relay {
     port: u16,
